@@ -1,0 +1,130 @@
+"""Hub plumbing shared by every network: strict safetensors files, optional half-precision saving.
+
+`PyTorchModelHubMixin` loads with `strict=False` and keeps whatever dtype the module has. We
+want the opposite: a renamed or missing weight is an error, files may be stored in float16 or
+bfloat16 to halve them, and loading gives float32 unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+PAPER_URL = "https://arxiv.org/abs/1703.10593"
+REPO_URL = "https://github.com/cyclegan-hub/cyclegan-hub"
+HUB_METADATA = dict(
+    library_name="cyclegan-hub",
+    pipeline_tag="image-to-image",
+    tags=["cyclegan", "unpaired-image-to-image", "image-to-image", "gan"],
+    license="bsd-3-clause",
+    paper_url=PAPER_URL,
+    repo_url=REPO_URL,
+)
+WEIGHTS_FILE = "model.safetensors"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """Accept "float16", torch.float16 or None; anything else is a clear error."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+class HubModule(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
+    """Base class: subclasses list which submodules go in which weights file.
+
+    `_weight_files()` maps a file name to the submodule prefixes it holds ("" = everything).
+    `from_pretrained` reads only `model.safetensors`; `CycleGAN` reads its discriminators' file
+    on request, so loading for inference never downloads them.
+    """
+
+    _save_dtype: torch.dtype | None = None
+
+    def _weight_files(self) -> dict[str, tuple[str, ...]]:
+        return {WEIGHTS_FILE: ("",)}
+
+    def save_pretrained(self, save_directory, *, dtype: str | torch.dtype | None = None, **kwargs):
+        """Like the mixin's, plus `dtype="float16"|"bfloat16"` to store half-size weights.
+
+        `push_to_hub=True` re-enters this method for its temporary folder, so the dtype is kept
+        for the nested call and restored afterwards.
+        """
+        previous = self._save_dtype
+        if dtype is not None:
+            self._save_dtype = resolve_dtype(dtype)
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self._save_dtype = previous
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        state = self.state_dict()
+        for filename, prefixes in self._weight_files().items():
+            tensors = {
+                # Integer buffers (BatchNorm's num_batches_tracked) keep their dtype.
+                key: value.detach().to(self._save_dtype if value.is_floating_point() and self._save_dtype else value.dtype)
+                .contiguous()
+                .cpu()
+                for key, value in state.items()
+                if key.startswith(prefixes)
+            }
+            if tensors:
+                save_file(tensors, str(Path(save_directory) / filename), metadata={"format": "pt"})
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision,
+        cache_dir,
+        force_download: bool,
+        local_files_only: bool,
+        token,
+        map_location: str = "cpu",
+        strict: bool = True,
+        torch_dtype: str | torch.dtype | None = None,
+        **model_kwargs,
+    ):
+        model = cls(**model_kwargs)
+        hub_kwargs = dict(
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        model.load_weights_file(model_id, WEIGHTS_FILE, map_location=map_location, strict=strict, **hub_kwargs)
+        model.to(map_location)
+        dtype = resolve_dtype(torch_dtype)
+        if dtype is not None:
+            model.to(dtype)
+        model._pretrained_source = (model_id, hub_kwargs)  # lets CycleGAN fetch its discriminators later
+        return model.eval()
+
+    def load_weights_file(self, model_id: str, filename: str, *, map_location="cpu", strict=True, **hub_kwargs):
+        """Read one weights file of a local folder or Hub repo into the submodules it holds."""
+        if os.path.isdir(model_id):
+            path = os.path.join(model_id, filename)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{filename} not found in {model_id}")
+        else:
+            path = hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
+        state = load_file(path, device=str(map_location))
+        prefixes = self._weight_files()[filename]
+        expected = {key for key in self.state_dict() if key.startswith(prefixes)}
+        missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"{filename} does not match {type(self).__name__}: missing {missing}, unexpected {unexpected}"
+            )
+        # Half-precision files are upcast by load_state_dict into the module's float32 parameters.
+        self.load_state_dict(state, strict=False)

@@ -1,0 +1,72 @@
+"""Turning whatever image a user has into the RGB tensor a generator takes, and back.
+
+Training data, `translate()` and the demo all pass through `to_rgb`, so a grayscale, RGBA,
+CMYK, 16-bit or EXIF-rotated image is handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+# Below this, Pillow's decompression-bomb guard stays on; translate() bounds sizes itself.
+MAX_PIXELS = 20_000 * 20_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image -> 8-bit RGB, upright.
+
+    EXIF orientation is applied; transparency is composited onto white; 16- and 32-bit
+    integer and float images are scaled to 8 bits by their type's range.
+    """
+    if not isinstance(image, Image.Image):
+        raise ValueError(f"expected a PIL image, got {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"image has 0 pixels ({image.width}x{image.height})")
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return Image.fromarray(_high_depth_to_uint8(np.asarray(image)), "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if mode in ("LA", "La", "PA", "RGBa") or image.mode == "RGBA":
+        # Pillow has no La -> RGBA conversion; La -> LA un-premultiplies first.
+        rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale a 16/32-bit or float gray image to uint8.
+
+    Floats are taken as [0, 1] when they fit, else as [0, 255]; 16-bit arrays (modes "I;16*",
+    as Pillow opens 16-bit PNGs) always as 16-bit, so a dark 16-bit image stays dark; 32-bit
+    integers (mode "I") as 16-bit when any value exceeds 255, else as 8-bit.
+    """
+    is_float = array.dtype.kind == "f"
+    is_16bit = array.dtype.kind in "ui" and array.dtype.itemsize == 2
+    array = np.nan_to_num(array.astype(np.float64))
+    if is_float and array.max() <= 1.0:
+        scale = 255.0
+    elif is_16bit or array.max() > 255:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 1.0
+    return np.clip(array * scale, 0, 255).round().astype(np.uint8)
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> (3, H, W) float tensor in [-1, 1]."""
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """(3, H, W) tensor in [-1, 1] -> 8-bit RGB PIL image."""
+    array = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")

@@ -1,0 +1,109 @@
+"""`CycleGAN`: a trained pair of generators as one Hub model, discriminators on request.
+
+A repo or folder holds:
+- `config.json`: the domain names and the generator / discriminator settings;
+- `model.safetensors`: `generator_ab` (G: A->B) and `generator_ba` (F: B->A);
+- `discriminators.safetensors`: `discriminator_a` (D_X, judges A) and `discriminator_b` (D_Y),
+  read only by `from_pretrained(..., load_discriminators=True)` to resume or fine-tune.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .hub import WEIGHTS_FILE, HubModule
+from .networks import PatchDiscriminator, ResnetGenerator
+from .translate import translate
+
+DISCRIMINATORS_FILE = "discriminators.safetensors"
+
+
+class CycleGAN(HubModule):
+    """Two generators translating between domains A and B, plus optional discriminators.
+
+    Args:
+        domain_a: name of domain A, e.g. "photo".
+        domain_b: name of domain B, e.g. "monet".
+        generator: keyword arguments of both `ResnetGenerator`s.
+        discriminator: keyword arguments of both `PatchDiscriminator`s.
+        with_discriminators: build the discriminators now (for training). Not stored in the
+            config: a loaded model has none unless `load_discriminators=True`.
+    """
+
+    def __init__(
+        self,
+        domain_a: str = "A",
+        domain_b: str = "B",
+        generator: dict | None = None,
+        discriminator: dict | None = None,
+        with_discriminators: bool = False,
+    ):
+        super().__init__()
+        if not domain_a or not domain_b or domain_a == domain_b:
+            raise ValueError(f"domain names must be two different non-empty strings, got {domain_a!r}, {domain_b!r}")
+        self.domain_a, self.domain_b = domain_a, domain_b
+        self.generator_config = dict(generator or {})
+        self.discriminator_config = dict(discriminator or {})
+        self.generator_ab = ResnetGenerator(**self.generator_config)
+        self.generator_ba = ResnetGenerator(**self.generator_config)
+        self.discriminator_a: PatchDiscriminator | None = None
+        self.discriminator_b: PatchDiscriminator | None = None
+        # The config describes the model, not whether this instance trains.
+        self._hub_mixin_config.pop("with_discriminators", None)
+        if with_discriminators:
+            self.add_discriminators()
+
+    def add_discriminators(self) -> None:
+        """Create freshly initialised D_X (judges domain A) and D_Y (judges domain B)."""
+        self.discriminator_a = PatchDiscriminator(**self.discriminator_config)
+        self.discriminator_b = PatchDiscriminator(**self.discriminator_config)
+        self.discriminator_a.to(next(self.generator_ab.parameters()).device)
+        self.discriminator_b.to(next(self.generator_ab.parameters()).device)
+
+    def _weight_files(self) -> dict[str, tuple[str, ...]]:
+        files = {WEIGHTS_FILE: ("generator_ab.", "generator_ba.")}
+        if self.discriminator_a is not None:
+            files[DISCRIMINATORS_FILE] = ("discriminator_a.", "discriminator_b.")
+        return files
+
+    @classmethod
+    def _from_pretrained(cls, *, load_discriminators: bool = False, **kwargs):
+        model = super()._from_pretrained(**kwargs)
+        if load_discriminators:
+            model.add_discriminators()
+            model_id, hub_kwargs = model._pretrained_source
+            model.load_weights_file(
+                model_id, DISCRIMINATORS_FILE, map_location=kwargs.get("map_location", "cpu"), **hub_kwargs
+            )
+            model.to(next(model.generator_ab.parameters()).dtype)
+        return model
+
+    def generator(self, direction: str) -> ResnetGenerator:
+        """The generator for "a2b" / "b2a" or the name of the target domain."""
+        if direction in ("a2b", self.domain_b):
+            return self.generator_ab
+        if direction in ("b2a", self.domain_a):
+            return self.generator_ba
+        raise ValueError(
+            f"direction must be 'a2b', 'b2a', {self.domain_b!r} (A->B) or {self.domain_a!r} (B->A), got {direction!r}"
+        )
+
+    @property
+    def directions(self) -> dict[str, str]:
+        """Human labels of the two directions, e.g. {"a2b": "photo -> monet", ...}."""
+        return {"a2b": f"{self.domain_a} -> {self.domain_b}", "b2a": f"{self.domain_b} -> {self.domain_a}"}
+
+    def translate(self, images, direction: str = "a2b", **kwargs):
+        """Translate PIL images or a tensor; see `cyclegan_hub.translate.translate` for options."""
+        return translate(self.generator(direction), images, **kwargs)
+
+    def generate_model_card(self, *args, **kwargs):
+        """The card `save_pretrained` / `push_to_hub` write; `model_card_kwargs` fill its template."""
+        from .model_card import render_model_card
+
+        return render_model_card(self, **kwargs)
+
+    def forward(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1], sides divisible by 4 -> translated batch."""
+        return self.generator(direction)(images)
+

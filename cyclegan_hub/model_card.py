@@ -1,0 +1,84 @@
+"""Model cards for CycleGAN repos, rendered from the Jinja template in `model_cards/cyclegan.md`.
+
+Metrics also go into the card's metadata as `EvalResult`s, so the Hub shows them.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+CITATION_ARXIV = "arxiv:1703.10593"
+
+
+def template_text(name: str = "cyclegan.md") -> str:
+    return files("cyclegan_hub.model_cards").joinpath(name).read_text(encoding="utf-8")
+
+
+def render_model_card(
+    model,
+    *,
+    model_id: str | None = None,
+    dataset: str | None = None,
+    metrics: dict | None = None,
+    **template_vars,
+) -> ModelCard:
+    """Fill the template for a `CycleGAN`.
+
+    Args:
+        model: the `CycleGAN` the card describes.
+        model_id: Hub id shown in the usage snippet.
+        dataset: Hub id or description of the training data.
+        metrics: `evaluate.evaluate_translation` output: fid/kid per direction, sample sizes, protocol.
+        template_vars: anything else the template shows (hyperparameters, training_summary, samples_image, ...).
+    """
+    info = model._hub_mixin_info
+    rows, eval_results = [], []
+    if metrics:
+        for key, label in (("a2b", model.directions["a2b"]), ("b2a", model.directions["b2a"])):
+            if f"fid_{key}" not in metrics:
+                continue
+            rows.append(
+                dict(
+                    name=label,
+                    fid=metrics[f"fid_{key}"],
+                    kid=metrics[f"kid_{key}"],
+                    kid_std=metrics[f"kid_{key}_std"],
+                    num_x=metrics["num_a" if key == "a2b" else "num_b"],
+                    num_y=metrics["num_b" if key == "a2b" else "num_a"],
+                )
+            )
+            for metric in ("fid", "kid"):
+                eval_results.append(
+                    EvalResult(
+                        task_type="image-to-image",
+                        dataset_type=dataset or "custom",
+                        dataset_name=dataset or "custom",
+                        metric_type=metric,
+                        metric_name=f"{metric.upper()} {label}",
+                        metric_value=round(float(metrics[f"{metric}_{key}"]), 5),
+                    )
+                )
+    card_data = ModelCardData(**info.model_card_data.to_dict())
+    card_data.tags = sorted(set((card_data.tags or []) + [CITATION_ARXIV]))
+    if dataset:
+        card_data.datasets = [dataset]
+    if eval_results:
+        card_data.eval_results = eval_results
+        card_data.model_name = model_id or f"cyclegan-{model.domain_a}-{model.domain_b}"
+    generator_params = sum(p.numel() for p in model.generator_ab.parameters())
+    return ModelCard.from_template(
+        card_data,
+        template_str=template_text(),
+        repo_url=info.repo_url,
+        domain_a=model.domain_a,
+        domain_b=model.domain_b,
+        model_id=model_id,
+        dataset=dataset,
+        generator_params=f"{generator_params:,}",
+        architecture=template_vars.pop("architecture", None) or f"generator {model.generator_config or 'defaults'}",
+        metrics=rows,
+        metrics_protocol=(metrics or {}).get("protocol"),
+        **template_vars,
+    )

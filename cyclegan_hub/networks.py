@@ -1,0 +1,193 @@
+"""The CycleGAN networks: the ResNet generator and the 70x70 PatchGAN discriminator.
+
+Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks",
+arXiv 1703.10593, appendix 7.2. Same layers and parameter counts as the original PyTorch release
+(github.com/junyanz/pytorch-CycleGAN-and-pix2pix, BSD licence); `convert.py` maps its key names.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .hub import HubModule
+
+NORMS = ("instance", "batch", "none")
+PADDINGS = ("reflect", "replicate", "zeros")
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """Instance norm without affine parameters, as in the paper; batch norm with them."""
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+def init_weights(module: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> None:
+    """Initialise conv weights from N(0, init_gain) (paper section 4) or another scheme; biases to 0."""
+    _check_choice("init_type", init_type, INITS)
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            if init_type == "normal":
+                nn.init.normal_(layer.weight, 0.0, init_gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(layer.weight, gain=init_gain)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(layer.weight, gain=init_gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, init_gain)
+            nn.init.zeros_(layer.bias)
+
+
+class ConvNormReLU(nn.Sequential):
+    """conv -> norm -> ReLU, the paper's c7s1-k and dk units."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, norm="instance", padding_mode="zeros"):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            padding_mode=padding_mode,
+            bias=norm != "batch",  # batch norm's shift makes a conv bias redundant
+        )
+        self.norm = norm_layer(norm, out_channels)
+        self.act = nn.ReLU(inplace=True)
+
+
+class UpConvNormReLU(nn.Sequential):
+    """Fractionally strided conv (stride 1/2) -> norm -> ReLU, the paper's uk unit."""
+
+    def __init__(self, in_channels, out_channels, norm="instance"):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(
+            in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=norm != "batch"
+        )
+        self.norm = norm_layer(norm, out_channels)
+        self.act = nn.ReLU(inplace=True)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs with the same number of filters and a skip connection, the paper's Rk unit."""
+
+    def __init__(self, channels, norm="instance", dropout=0.0, padding_mode="reflect"):
+        super().__init__()
+        self.conv1 = ConvNormReLU(channels, channels, 3, norm=norm, padding_mode=padding_mode)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding_mode, bias=norm != "batch")
+        self.norm2 = norm_layer(norm, channels)
+
+    def forward(self, x):
+        return x + self.norm2(self.conv2(self.dropout(self.conv1(x))))
+
+
+class ResnetGenerator(HubModule):
+    """The CycleGAN generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
+
+    Args:
+        in_channels: channels of the input image.
+        out_channels: channels of the output image.
+        ngf: filters of the first conv; the widest layers have 4 * ngf.
+        n_blocks: residual blocks (9 for 256 px, 6 for 128 px in the paper).
+        norm: "instance" (paper), "batch" or "none".
+        dropout: dropout probability inside the residual blocks (0 in the paper).
+        padding: padding of the 7x7 and residual convs: "reflect" (paper), "replicate" or "zeros".
+        init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
+        init_gain: standard deviation / gain of the initialisation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "instance",
+        dropout: float = 0.0,
+        padding: str = "reflect",
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ):
+        super().__init__()
+        _check_choice("norm", norm, NORMS)
+        _check_choice("padding", padding, PADDINGS)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(n_blocks, int) or n_blocks < 0:
+            raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.stem = ConvNormReLU(in_channels, ngf, 7, norm=norm, padding_mode=padding)
+        # The stride-2 convs pad with zeros in the original release, whatever `padding` says.
+        self.down = nn.Sequential(
+            ConvNormReLU(ngf, ngf * 2, 3, stride=2, norm=norm),
+            ConvNormReLU(ngf * 2, ngf * 4, 3, stride=2, norm=norm),
+        )
+        self.blocks = nn.Sequential(*[ResidualBlock(ngf * 4, norm, dropout, padding) for _ in range(n_blocks)])
+        self.up = nn.Sequential(UpConvNormReLU(ngf * 4, ngf * 2, norm), UpConvNormReLU(ngf * 2, ngf, norm))
+        self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding)
+        init_weights(self, init_type, init_gain)
+
+    def forward(self, x):
+        """(B, in_channels, H, W) in [-1, 1] with H, W divisible by 4 -> (B, out_channels, H, W) in [-1, 1]."""
+        return self.head(self.up(self.blocks(self.down(self.stem(x))))).tanh()
+
+
+class PatchDiscriminator(HubModule):
+    """The 70x70 PatchGAN: C64-C128-C256-C512 then a 1-channel conv, one logit per patch.
+
+    Args:
+        in_channels: channels of the judged image.
+        ndf: filters of the first conv.
+        n_layers: stride-2 conv layers (3 gives 70x70 receptive fields).
+        norm: "instance" (paper), "batch" or "none"; never on the first layer.
+        init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
+        init_gain: standard deviation / gain of the initialisation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        init_type: str = "normal",
+        init_gain: float = 0.02,
+    ):
+        super().__init__()
+        _check_choice("norm", norm, NORMS)
+        if not isinstance(n_layers, int) or n_layers < 1:
+            raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+        bias = norm != "batch"
+        layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+        channels = ndf
+        for n in range(1, n_layers + 1):
+            out = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1  # the last C-k layer keeps the resolution
+            layers += [
+                nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias),
+                norm_layer(norm, out),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+        init_weights(self, init_type, init_gain)
+
+    def forward(self, x):
+        """(B, in_channels, H, W) -> (B, 1, H', W') patch logits (30x30 for 256x256 inputs)."""
+        return self.model(x)

@@ -1,0 +1,144 @@
+"""The CycleGAN update (paper section 3 and 4) as one callable, and the learning-rate schedule.
+
+`CycleGANStep` works on plain modules and optimizers, so it can be checked step for step
+against the original release's `optimize_parameters`; given an `Accelerator` it uses its
+backward (loss scaling), autocast and unwrapping, and works under DDP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .image_pool import ImagePool
+from .losses import GAN_MODES, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+
+LOSS_NAMES = (
+    "loss_g",
+    "loss_gan_ab",
+    "loss_gan_ba",
+    "loss_cycle_a",
+    "loss_cycle_b",
+    "loss_identity_a",
+    "loss_identity_b",
+    "loss_d_a",
+    "loss_d_b",
+)
+
+
+def set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        module.requires_grad_(flag)
+
+
+def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
+    """Learning-rate factor: 1 for `constant_steps`, then linear to 0 over `decay_steps` (section 4)."""
+    if step < constant_steps:
+        return 1.0
+    if decay_steps <= 0:
+        return 0.0
+    return max(0.0, 1.0 - (step - constant_steps) / decay_steps)
+
+
+class CycleGANStep:
+    """One training step: G and F with D_X, D_Y frozen, then D_X and D_Y on pooled fakes.
+
+    Args:
+        generator_ab, generator_ba: G (A->B) and F (B->A), possibly DDP-wrapped.
+        discriminator_a, discriminator_b: D_X (judges A) and D_Y (judges B), possibly DDP-wrapped.
+        optimizer_g: one optimizer over both generators.
+        optimizer_d: one optimizer over both discriminators.
+        gan_mode: "lsgan" (paper), "vanilla" or "hinge".
+        lambda_cyc: weight of the cycle loss (eq. 3), 10 in the paper.
+        lambda_identity: identity loss weight as a fraction of lambda_cyc (0.5 in the paper's
+            painting experiments), 0 to skip it.
+        pool_size: generated-image history per discriminator, 50 in the paper.
+        accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
+    """
+
+    def __init__(
+        self,
+        generator_ab: nn.Module,
+        generator_ba: nn.Module,
+        discriminator_a: nn.Module,
+        discriminator_b: nn.Module,
+        optimizer_g: torch.optim.Optimizer,
+        optimizer_d: torch.optim.Optimizer,
+        *,
+        gan_mode: str = "lsgan",
+        lambda_cyc: float = 10.0,
+        lambda_identity: float = 0.5,
+        pool_size: int = 50,
+        accelerator=None,
+    ):
+        if gan_mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
+        self.generator_ab, self.generator_ba = generator_ab, generator_ba
+        self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.gan_mode = gan_mode
+        self.lambda_cyc, self.lambda_identity = lambda_cyc, lambda_identity
+        self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
+        self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
+        self.accelerator = accelerator
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def _autocast(self):
+        return contextlib.nullcontext() if self.accelerator is None else self.accelerator.autocast()
+
+    def _frozen(self, discriminator: nn.Module) -> nn.Module:
+        # Under DDP a discriminator used only to pass gradients to G must bypass its wrapper:
+        # its own parameters get no gradient in this backward, which DDP would wait for.
+        return discriminator if self.accelerator is None else self.accelerator.unwrap_model(discriminator)
+
+    def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
+        """real_a, real_b: (B, 3, H, W) in [-1, 1]. Returns every loss term as a float."""
+        G, F = self.generator_ab, self.generator_ba
+        D_X, D_Y = self.discriminator_a, self.discriminator_b
+        with self._autocast():
+            # 1) Generators. D_X and D_Y are frozen; they only pass gradients back to G and F.
+            set_requires_grad((D_X, D_Y), False)
+            fake_b = G(real_a)  # G(x)
+            rec_a = F(fake_b)  # F(G(x)) ~ x
+            fake_a = F(real_b)  # F(y)
+            rec_b = G(fake_a)  # G(F(y)) ~ y
+            loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(fake_b), self.gan_mode)  # eq. 1
+            loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(fake_a), self.gan_mode)
+            loss_cycle_a = cycle_loss(rec_a, real_a)  # eq. 2
+            loss_cycle_b = cycle_loss(rec_b, real_b)
+            if self.lambda_identity > 0:
+                loss_identity_a = identity_loss(F(real_a), real_a)
+                loss_identity_b = identity_loss(G(real_b), real_b)
+            else:
+                loss_identity_a = loss_identity_b = torch.zeros((), device=real_a.device)
+            loss_g = (  # eq. 3, plus the identity term of section 5.2
+                loss_gan_ab
+                + loss_gan_ba
+                + self.lambda_cyc * (loss_cycle_a + loss_cycle_b)
+                + self.lambda_cyc * self.lambda_identity * (loss_identity_a + loss_identity_b)
+            )
+            self.optimizer_g.zero_grad(set_to_none=True)
+            self._backward(loss_g)
+            self.optimizer_g.step()
+
+            # 2) Discriminators, on a history of generated images rather than only the latest.
+            set_requires_grad((D_X, D_Y), True)
+            pooled_fake_a = self.pool_a.query(fake_a)
+            pooled_fake_b = self.pool_b.query(fake_b)
+            loss_d_a = discriminator_loss(D_X(real_a), D_X(pooled_fake_a), self.gan_mode)
+            loss_d_b = discriminator_loss(D_Y(real_b), D_Y(pooled_fake_b), self.gan_mode)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            self._backward(loss_d_a + loss_d_b)
+            self.optimizer_d.step()
+
+        losses = torch.stack(
+            [loss_g, loss_gan_ab, loss_gan_ba, loss_cycle_a, loss_cycle_b, loss_identity_a, loss_identity_b, loss_d_a, loss_d_b]
+        )
+        return dict(zip(LOSS_NAMES, losses.detach().float().tolist()))  # one device sync per step

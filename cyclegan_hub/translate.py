@@ -1,0 +1,126 @@
+"""Translate real images of any size and mode with one generator.
+
+The generator needs sides divisible by 4 (two stride-2 downsamplings) and at least 8 (its
+4x smaller bottleneck needs 2 pixels per side for reflect padding and instance norm), so each
+image is padded up to that and the output cropped back: the output has exactly the input's size.
+Images of the same size run as one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .images import pil_to_tensor, tensor_to_pil, to_rgb
+
+SIDE_MULTIPLE = 4
+MIN_SIDE = 8
+
+
+def fit_max_side(image: Image.Image, max_side: int | None, downscale: bool = True) -> Image.Image:
+    """Downscale so that neither side exceeds max_side (aspect kept); or refuse when downscale is off."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    if not downscale:
+        raise ValueError(
+            f"image is {image.width}x{image.height}, larger than max_side={max_side}; "
+            "pass downscale=True or a larger max_side"
+        )
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def pad_to_multiple(batch: torch.Tensor, multiple: int = SIDE_MULTIPLE, min_side: int = MIN_SIDE) -> torch.Tensor:
+    """Pad (B, C, H, W) on the bottom/right to sides divisible by `multiple` and at least `min_side`.
+
+    Reflection needs the pad to be smaller than the side, so tiny images fall back to replicate.
+    """
+    height, width = batch.shape[-2:]
+    def padded(side: int) -> int:  # the smallest multiple of `multiple` that is >= side and >= min_side
+        return math.ceil(max(side, min_side) / multiple) * multiple
+
+    pad_h, pad_w = padded(height) - height, padded(width) - width
+    if pad_h == 0 and pad_w == 0:
+        return batch
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def _check_tensor(images: torch.Tensor, in_channels: int) -> torch.Tensor:
+    if images.dim() not in (3, 4):
+        raise ValueError(f"expected a (C, H, W) or (B, C, H, W) tensor, got shape {tuple(images.shape)}")
+    batch = images if images.dim() == 4 else images.unsqueeze(0)
+    if batch.shape[1] != in_channels:
+        raise ValueError(f"expected {in_channels} channels in dimension 1, got shape {tuple(images.shape)}")
+    if batch.shape[-1] == 0 or batch.shape[-2] == 0 or batch.shape[0] == 0:
+        raise ValueError(f"tensor has no pixels: shape {tuple(images.shape)}")
+    if not batch.is_floating_point():
+        raise ValueError(f"expected a float tensor in [-1, 1], got dtype {batch.dtype}")
+    return batch
+
+
+@torch.inference_mode()
+def run_generator(generator: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) in [-1, 1], any H and W -> generator output of the same size, on batch's device."""
+    parameter = next(generator.parameters())
+    height, width = batch.shape[-2:]
+    output = generator(pad_to_multiple(batch).to(parameter.device, parameter.dtype))
+    return output[..., :height, :width].to(batch.device, batch.dtype)
+
+
+def translate(
+    generator: torch.nn.Module,
+    images: Image.Image | Sequence[Image.Image] | torch.Tensor,
+    *,
+    max_side: int | None = None,
+    downscale: bool = True,
+    batch_size: int = 8,
+) -> Image.Image | list[Image.Image] | torch.Tensor:
+    """Translate images with `generator`.
+
+    Args:
+        generator: a network mapping (B, 3, H, W) in [-1, 1] to the same shape.
+        images: a PIL image (any mode, EXIF orientation honoured), a list of them, or a float
+            tensor (C, H, W) / (B, C, H, W) in [-1, 1].
+        max_side: bound on the longest side; larger PIL images are downscaled to it.
+        downscale: when False, an image beyond max_side is an error instead.
+        batch_size: most images of one size sent through the network at once.
+
+    Returns:
+        The same kind as the input: a PIL image, a list of PIL images, or a tensor.
+    """
+    in_channels = next(generator.parameters()).shape[1]
+    if isinstance(images, torch.Tensor):
+        batch = _check_tensor(images, in_channels)
+        outputs = torch.cat([run_generator(generator, chunk) for chunk in batch.split(batch_size)])
+        return outputs if images.dim() == 4 else outputs[0]
+    single = isinstance(images, Image.Image)
+    image_list = [images] if single else images
+    if isinstance(image_list, (str, bytes)) or not isinstance(image_list, Sequence):
+        raise ValueError(f"expected a PIL image, a list of PIL images or a tensor, got {type(images).__name__}")
+    if len(image_list) == 0:
+        raise ValueError("no images given")
+    prepared = []
+    for index, image in enumerate(image_list):
+        try:
+            prepared.append(fit_max_side(to_rgb(image), max_side, downscale))
+        except ValueError as error:
+            raise ValueError(f"image {index}: {error}") from None
+    # Group same-size images so each group is one forward pass.
+    by_size = defaultdict(list)
+    for index, image in enumerate(prepared):
+        by_size[image.size].append(index)
+    results: list[Image.Image | None] = [None] * len(prepared)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = torch.stack([pil_to_tensor(prepared[i]) for i in chunk])
+            for i, output in zip(chunk, run_generator(generator, batch)):
+                results[i] = tensor_to_pil(output)
+    return results[0] if single else results
