@@ -1,0 +1,218 @@
+"""The generator and discriminator: sizes, shapes, options, initialisation and argument checks."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cyclegan_hub import PatchDiscriminator, ResnetGenerator
+from cyclegan_hub.networks import init_weights
+
+
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def conv_weights(module: nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+# --- the paper's networks -------------------------------------------------------------------
+
+
+def test_default_generator_has_the_original_parameter_count():
+    assert count(ResnetGenerator()) == 11_378_179
+
+
+def test_default_discriminator_has_the_original_parameter_count():
+    assert count(PatchDiscriminator()) == 2_764_737
+
+
+def test_discriminator_gives_30x30_patch_logits_for_256_px():
+    disc = PatchDiscriminator().eval()
+    with torch.no_grad():
+        out = disc(torch.rand(1, 3, 256, 256) * 2 - 1)
+    assert out.shape == (1, 1, 30, 30)
+    assert torch.isfinite(out).all()
+
+
+# --- generator options ----------------------------------------------------------------------
+
+CONFIGS = [
+    dict(norm=norm, padding=padding, dropout=dropout)
+    for norm, padding, dropout in itertools.product(("instance", "batch", "none"), ("reflect", "replicate", "zeros"), (0.0, 0.5))
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "{norm}-{padding}-dropout{dropout}".format(**c))
+def test_generator_forward_and_backward(config):
+    gen = ResnetGenerator(ngf=8, n_blocks=2, **config).train()
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    out = gen(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+    assert out.min() >= -1 and out.max() <= 1
+    assert out.std() > 0  # not a constant image
+
+    out.square().mean().backward()
+    for name, param in gen.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+        if param.dim() > 1:  # conv biases before a norm get a gradient that is zero up to rounding
+            assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_generator_layers_follow_norm(norm):
+    gen = ResnetGenerator(ngf=8, n_blocks=1, norm=norm)
+    kinds = {type(m) for m in gen.modules()}
+    assert (nn.InstanceNorm2d in kinds) == (norm == "instance")
+    assert (nn.BatchNorm2d in kinds) == (norm == "batch")
+    # Instance norm has no affine parameters (paper); batch norm makes conv biases redundant.
+    assert all(m.affine is False for m in gen.modules() if isinstance(m, nn.InstanceNorm2d))
+    assert gen.head.bias is not None  # the output conv has no norm after it
+    convs = [m for m in gen.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not gen.head]
+    assert all((m.bias is None) == (norm == "batch") for m in convs)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
+def test_generator_padding_mode_reaches_the_convs(padding):
+    gen = ResnetGenerator(ngf=8, n_blocks=1, padding=padding)
+    assert gen.stem.conv.padding_mode == padding
+    assert gen.head.padding_mode == padding
+    assert gen.blocks[0].conv2.padding_mode == padding
+    # The stride-2 convs pad with zeros as in the original release.
+    assert gen.down[0].conv.padding_mode == "zeros"
+
+
+def test_dropout_is_random_in_training_and_off_in_eval():
+    gen = ResnetGenerator(ngf=8, n_blocks=2, dropout=0.5)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        gen.train()
+        assert not torch.equal(gen(x), gen(x))
+        gen.eval()
+        assert torch.equal(gen(x), gen(x))
+
+
+def test_generator_channels_and_zero_blocks():
+    gen = ResnetGenerator(in_channels=1, out_channels=2, ngf=4, n_blocks=0).eval()
+    with torch.no_grad():
+        out = gen(torch.zeros(3, 1, 16, 20))
+    assert out.shape == (3, 2, 16, 20)
+    assert len(gen.blocks) == 0
+
+
+def test_tiny_discriminator_forward_and_backward():
+    disc = PatchDiscriminator(ndf=8, n_layers=2).train()
+    out = disc(torch.rand(2, 3, 64, 64) * 2 - 1)
+    # 64 -> 32 (first conv) -> 16 (stride-2 C-k) -> 15 (stride-1 C-k) -> 14 (logit conv)
+    assert out.shape == (2, 1, 14, 14)
+    out.mean().backward()
+    for name, param in disc.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_discriminator_norms(norm):
+    disc = PatchDiscriminator(ndf=8, n_layers=3, norm=norm).eval()
+    with torch.no_grad():
+        out = disc(torch.rand(1, 3, 64, 64))
+    assert out.shape == (1, 1, 6, 6)
+    assert torch.isfinite(out).all()
+    # No norm on the first layer, as in the paper.
+    assert isinstance(disc.model[1], nn.LeakyReLU)
+
+
+# --- initialisation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init_type", ["normal", "xavier", "kaiming", "orthogonal"])
+def test_every_init_type_builds_working_networks(init_type):
+    gen = ResnetGenerator(ngf=8, n_blocks=2, init_type=init_type).eval()
+    disc = PatchDiscriminator(ndf=8, n_layers=2, init_type=init_type).eval()
+    with torch.no_grad():
+        x = torch.rand(1, 3, 32, 32) * 2 - 1
+        assert torch.isfinite(gen(x)).all()
+        assert torch.isfinite(disc(x)).all()
+    for module in (gen, disc):
+        for layer in module.modules():
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.bias is not None:
+                assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_normal_init_has_std_0_02():
+    gen = ResnetGenerator(ngf=8, n_blocks=2)
+    weights = torch.cat([w.detach().flatten() for w in conv_weights(gen)])
+    assert weights.numel() > 40_000
+    assert weights.std().item() == pytest.approx(0.02, rel=0.03)
+    assert abs(weights.mean().item()) < 0.001
+
+
+def test_normal_init_uses_init_gain():
+    disc = PatchDiscriminator(ndf=8, n_layers=2, init_gain=0.1)
+    weights = torch.cat([w.detach().flatten() for w in conv_weights(disc)])
+    assert weights.std().item() == pytest.approx(0.1, rel=0.05)
+
+
+def test_kaiming_init_scales_by_fan_in():
+    gen = ResnetGenerator(ngf=8, n_blocks=2, init_type="kaiming")
+    weight = gen.blocks[0].conv2.weight.detach()  # 32 -> 32 channels, 3x3: fan_in 288
+    assert weight.std().item() == pytest.approx(math.sqrt(2 / 288), rel=0.05)
+
+
+def test_orthogonal_init_gives_orthogonal_rows():
+    gen = ResnetGenerator(ngf=8, n_blocks=2, init_type="orthogonal", init_gain=0.5)
+    weight = gen.blocks[0].conv2.weight.detach().reshape(32, -1)  # 32 rows of 288
+    torch.testing.assert_close(weight @ weight.T, 0.25 * torch.eye(32), atol=1e-5, rtol=0)
+
+
+def test_batch_norm_init():
+    gen = ResnetGenerator(ngf=8, n_blocks=1, norm="batch")
+    scales = torch.cat([m.weight.detach() for m in gen.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(scales.mean().item() - 1) < 0.02 and 0 < scales.std().item() < 0.05
+
+
+def test_init_weights_rejects_unknown_type():
+    with pytest.raises(ValueError, match=r"init_type must be one of .*'normal'.*got 'uniform'"):
+        init_weights(nn.Conv2d(1, 1, 1), "uniform")
+
+
+# --- argument checks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(norm="foo"), r"norm must be one of \['batch', 'instance', 'none'\], got 'foo'"),
+        (dict(padding="x"), r"padding must be one of \['reflect', 'replicate', 'zeros'\], got 'x'"),
+        (dict(ngf=0), r"ngf must be a positive integer, got 0"),
+        (dict(ngf=2.5), r"ngf must be a positive integer, got 2.5"),
+        (dict(in_channels=0), r"in_channels must be a positive integer"),
+        (dict(out_channels=-3), r"out_channels must be a positive integer"),
+        (dict(n_blocks=-1), r"n_blocks must be a non-negative integer, got -1"),
+        (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+        (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
+        (dict(init_type="he"), r"init_type must be one of"),
+    ],
+)
+def test_generator_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResnetGenerator(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(norm="layer"), r"norm must be one of .* got 'layer'"),
+        (dict(n_layers=0), r"n_layers must be a positive integer, got 0"),
+        (dict(init_type="zeros"), r"init_type must be one of"),
+    ],
+)
+def test_discriminator_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PatchDiscriminator(**kwargs)
