@@ -32,7 +32,7 @@ class ImagePool:
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif random.random() < 0.5:
+            elif random.random() > 0.5:  # the original's test: the same draws give the same swaps
                 index = random.randrange(self.size)
                 out.append(self.images[index].to(image.device))
                 self.images[index] = image.clone()

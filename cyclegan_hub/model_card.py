@@ -16,12 +16,32 @@ def template_text(name: str = "cyclegan.md") -> str:
     return files("cyclegan_hub.model_cards").joinpath(name).read_text(encoding="utf-8")
 
 
+def _metric_rows(model, metrics: dict | None, baseline: str | None) -> list[dict]:
+    """One table row per direction present in `metrics`."""
+    rows = []
+    for key in ("a2b", "b2a"):
+        if metrics and f"fid_{key}" in metrics:
+            rows.append(
+                dict(
+                    name=model.directions[key],
+                    baseline=baseline,
+                    fid=metrics[f"fid_{key}"],
+                    kid=metrics[f"kid_{key}"],
+                    kid_std=metrics[f"kid_{key}_std"],
+                    num_x=metrics["num_a" if key == "a2b" else "num_b"],
+                    num_y=metrics["num_b" if key == "a2b" else "num_a"],
+                )
+            )
+    return rows
+
+
 def render_model_card(
     model,
     *,
     model_id: str | None = None,
     dataset: str | None = None,
     metrics: dict | None = None,
+    baselines: dict[str, dict] | None = None,
     **template_vars,
 ) -> ModelCard:
     """Fill the template for a `CycleGAN`.
@@ -31,24 +51,15 @@ def render_model_card(
         model_id: Hub id shown in the usage snippet.
         dataset: Hub id or description of the training data.
         metrics: `evaluate.evaluate_translation` output: fid/kid per direction, sample sizes, protocol.
+        baselines: label -> metrics of the same form for reference models (e.g. "untrained network").
         template_vars: anything else the template shows (hyperparameters, training_summary, samples_image, ...).
     """
     info = model._hub_mixin_info
-    rows, eval_results = [], []
-    if metrics:
-        for key, label in (("a2b", model.directions["a2b"]), ("b2a", model.directions["b2a"])):
-            if f"fid_{key}" not in metrics:
-                continue
-            rows.append(
-                dict(
-                    name=label,
-                    fid=metrics[f"fid_{key}"],
-                    kid=metrics[f"kid_{key}"],
-                    kid_std=metrics[f"kid_{key}_std"],
-                    num_x=metrics["num_a" if key == "a2b" else "num_b"],
-                    num_y=metrics["num_b" if key == "a2b" else "num_a"],
-                )
-            )
+    rows, eval_results = _metric_rows(model, metrics, None), []
+    for label, baseline in (baselines or {}).items():
+        rows += _metric_rows(model, baseline, label)
+    for row in rows:
+        if row["baseline"] is None:  # only the model's own scores go into the Hub metadata
             for metric in ("fid", "kid"):
                 eval_results.append(
                     EvalResult(
@@ -56,8 +67,8 @@ def render_model_card(
                         dataset_type=dataset or "custom",
                         dataset_name=dataset or "custom",
                         metric_type=metric,
-                        metric_name=f"{metric.upper()} {label}",
-                        metric_value=round(float(metrics[f"{metric}_{key}"]), 5),
+                        metric_name=f"{metric.upper()} {row['name']}",
+                        metric_value=round(float(row[metric]), 5),
                     )
                 )
     card_data = ModelCardData(**info.model_card_data.to_dict())

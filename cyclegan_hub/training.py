@@ -130,8 +130,8 @@ class CycleGANStep:
 
             # 2) Discriminators, on a history of generated images rather than only the latest.
             set_requires_grad((D_X, D_Y), True)
+            pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
             pooled_fake_a = self.pool_a.query(fake_a)
-            pooled_fake_b = self.pool_b.query(fake_b)
             loss_d_a = discriminator_loss(D_X(real_a), D_X(pooled_fake_a), self.gan_mode)
             loss_d_b = discriminator_loss(D_Y(real_b), D_Y(pooled_fake_b), self.gan_mode)
             self.optimizer_d.zero_grad(set_to_none=True)

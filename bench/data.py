@@ -1,0 +1,71 @@
+"""Images/s of the training data pipeline (decode, resize, crop, flip, collate) with N workers.
+
+Compares what the DataLoader delivers with what a training step consumes (2 images per sample,
+one per domain). Each worker count runs in its own process, so they don't skew each other.
+
+    python bench/data.py --dataset ../shared/data/monet2photo_split --workers 0 1 2 --step_seconds 8.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def measure(dataset_path: str, workers: int, samples: int, load_size: int, crop_size: int) -> dict:
+    from cyclegan_hub.data import DataOptions, Preprocess, unpaired_dataset
+
+    dataset = unpaired_dataset(DataOptions(dataset=dataset_path), Preprocess(load_size, crop_size), seed=0)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, shuffle=True, num_workers=workers)
+    iterator = iter(loader)
+    next(iterator)  # worker start-up is paid once per epoch, not per image
+    started, count = time.perf_counter(), 0
+    for batch in iterator:
+        count += 1
+        if count == samples:
+            break
+    seconds = time.perf_counter() - started
+    return {"workers": workers, "samples": count, "images_per_s": 2 * count / seconds}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, help="dataset id or folder with trainA/ trainB/")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--load_size", type=int, default=286)
+    parser.add_argument("--crop_size", type=int, default=256)
+    parser.add_argument("--step_seconds", type=float, help="measured seconds per training step (bench/train.py)")
+    parser.add_argument("--output", default="bench/data.json")
+    parser.add_argument("--_child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child is not None:
+        print(json.dumps(measure(args.dataset, args._child, args.samples, args.load_size, args.crop_size)))
+        return
+    rows = []
+    for workers in args.workers:
+        command = [sys.executable, __file__, "--dataset", args.dataset, "--samples", str(args.samples),
+                   "--load_size", str(args.load_size), "--crop_size", str(args.crop_size), "--_child", str(workers)]
+        rows.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+    consumed = 2 / args.step_seconds if args.step_seconds else None
+    print(f"{'workers':>8} {'images/s':>10} {'x training need':>16}")
+    for row in rows:
+        ratio = row["images_per_s"] / consumed if consumed else float("nan")
+        row["ratio_to_training"] = ratio
+        print(f"{row['workers']:>8} {row['images_per_s']:>10.1f} {ratio:>16.1f}")
+    best = max(rows, key=lambda row: row["images_per_s"])
+    summary = f"data pipeline: {best['images_per_s']:.1f} images/s with {best['workers']} workers"
+    if consumed:
+        summary += f", {best['images_per_s'] / consumed:.0f}x the {consumed:.2f} images/s a training step consumes"
+    print(summary)
+    with open(args.output, "w") as f:
+        json.dump({"rows": rows, "training_consumes_images_per_s": consumed, "summary": summary}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

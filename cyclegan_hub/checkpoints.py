@@ -1,0 +1,97 @@
+"""Resumable training checkpoints that survive a kill at any moment.
+
+A checkpoint is `output_dir/checkpoint-<step>/`: Accelerate's state (weights as safetensors,
+optimizers, RNG states of every process), each process's image pools as safetensors, and
+`trainer_state.json` (step, epoch, the model's config). It is written under a temporary name and renamed when
+complete, so the newest `checkpoint-*` folder is always whole. Nothing is unpickled on load
+beyond what `torch.load(weights_only=True)` allows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .image_pool import ImagePool
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"
+
+
+class CheckpointError(ValueError):
+    """--resume_from_checkpoint names no complete checkpoint."""
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def resolve_resume(output_dir: str | Path, resume_from_checkpoint: str | None) -> Path | None:
+    """'latest' -> newest checkpoint (None if there is none yet); a path -> that folder, checked."""
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    path = Path(resume_from_checkpoint)
+    if not (path / STATE_FILE).is_file():
+        raise CheckpointError(f"{path} is not a complete checkpoint folder (no {STATE_FILE} in it)")
+    return path
+
+
+def _pool_tensors(pool: ImagePool, prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{i}": image.contiguous().cpu() for i, image in enumerate(pool.images)}
+
+
+def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, ImagePool], total_limit=None) -> Path:
+    """Write checkpoint-<state["step"]> atomically; every process must call this. Returns the final path."""
+    step = state["step"]
+    output_dir = Path(output_dir)
+    final = output_dir / f"checkpoint-{step}"
+    temporary = output_dir / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process and temporary.exists():
+        shutil.rmtree(temporary)  # left by a run killed while saving
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary))
+    tensors = {}
+    for name, pool in pools.items():
+        tensors.update(_pool_tensors(pool, name))
+    save_file(tensors, str(temporary / f"image_pools_{accelerator.process_index}.safetensors"))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (temporary / STATE_FILE).write_text(json.dumps(state))
+        if final.exists():
+            shutil.rmtree(final)
+        temporary.rename(final)
+        if total_limit is not None:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def read_state(path: Path) -> dict:
+    """The trainer state saved with a checkpoint (step, epoch, model config)."""
+    return json.loads((Path(path) / STATE_FILE).read_text())
+
+
+def load_checkpoint(accelerator, path: Path, pools: dict[str, ImagePool]) -> dict:
+    """Restore Accelerate's state and this process's pools; return the trainer state."""
+    accelerator.load_state(str(path))
+    pool_file = path / f"image_pools_{accelerator.process_index}.safetensors"
+    if pool_file.exists():  # a run resumed on more processes than it was saved with starts those pools empty
+        tensors = load_file(str(pool_file))
+        for name, pool in pools.items():
+            count = sum(1 for key in tensors if key.startswith(f"{name}."))
+            pool.load_state_dict({"size": pool.size, "images": [tensors[f"{name}.{i}"] for i in range(count)]})
+    return read_state(path)

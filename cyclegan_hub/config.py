@@ -1,0 +1,153 @@
+"""Training configuration: one dataclass, the only place defaults live, and the CLI built from it.
+
+The defaults are the paper's recipe (section 4 and appendix 7). Each field is one flag of
+`train_accelerate.py`; its help text is the field's `help` metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+from .data import PREPROCESS_MODES, DataOptions
+from .losses import GAN_MODES
+from .networks import NORMS
+
+
+def option(default, help: str, choices=None):  # noqa: A002 - mirrors argparse's own name
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str | None = option(None, "Hub dataset id, local dataset folder, or folder with trainA/ trainB/")
+    dataset_a: str | None = option(None, "dataset of domain A, when each domain is its own dataset or config")
+    dataset_b: str | None = option(None, "dataset of domain B")
+    config_a: str | None = option(None, "config (subset) of --dataset_a, or of --dataset")
+    config_b: str | None = option(None, "config (subset) of --dataset_b")
+    split: str = option("train", "split to train on; labels {split}A/{split}B are picked in labelled layouts")
+    image_column_a: str | None = option(None, "image column of domain A (auto-detected when unambiguous)")
+    image_column_b: str | None = option(None, "image column of domain B")
+    label_column: str | None = option(None, "column naming each row's domain (auto: the ClassLabel column)")
+    label_a: str | None = option(None, "label value of domain A (auto: {split}A or A)")
+    label_b: str | None = option(None, "label value of domain B (auto: {split}B or B)")
+    domain_a: str = option("A", "name of domain A, e.g. photo (used in the config, card and demo)")
+    domain_b: str = option("B", "name of domain B, e.g. monet")
+    streaming: bool = option(False, "stream the dataset instead of downloading it (needs --max_steps)")
+    eval_split: str = option("test", "split with held-out images for samples and FID/KID (falls back to --split)")
+    load_size: int = option(286, "resize images to this size before cropping")
+    crop_size: int = option(256, "random crop size: the training resolution")
+    preprocess: str = option("resize_and_crop", "augmentation", PREPROCESS_MODES)
+    no_flip: bool = option(False, "turn off random horizontal flips")
+    num_workers: int = option(4, "DataLoader worker processes that decode and augment images")
+    # networks
+    ngf: int = option(64, "generator filters in the first conv layer")
+    ndf: int = option(64, "discriminator filters in the first conv layer")
+    n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)")
+    norm: str = option("instance", "normalisation layer", NORMS)
+    dropout: float = option(0.0, "dropout in the generator's residual blocks")
+    # the recipe
+    gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
+    lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
+    lambda_identity: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 turns it off)")
+    pool_size: int = option(50, "history of generated images shown to the discriminators")
+    lr: float = option(2e-4, "Adam learning rate")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    num_epochs: int = option(100, "epochs at the initial learning rate")
+    decay_epochs: int = option(100, "epochs of linear decay to 0 after that")
+    max_steps: int | None = option(None, "total steps instead of epochs, same shape: half constant, half decay")
+    batch_size: int = option(1, "images per domain per step and per process")
+    seed: int | None = option(None, "random seed; with it a single-process CPU run is reproducible")
+    compile: bool = option(False, "torch.compile the networks (faster steps after a one-off compile)")
+    # run plumbing
+    output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go")
+    checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps")
+    checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints")
+    resume_from_checkpoint: str | None = option(None, "'latest' or a checkpoint folder to continue from")
+    logging_steps: int = option(50, "log every loss term every N steps")
+    sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps")
+    num_sample_images: int = option(4, "fixed validation images per direction in the sample grid")
+    eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)")
+    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)")
+    report_to: str = option("tensorboard", "tracker: tensorboard, wandb, all or none")
+    tracker_project_name: str = option("cyclegan", "project name in the tracker")
+    save_dtype: str = option("float32", "dtype of the final weights", ("float32", "float16", "bfloat16"))
+    push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub")
+    hub_model_id: str | None = option(None, "repo id to push to, e.g. org/cyclegan-monet")
+    hub_private: bool = option(False, "create the Hub repo as private")
+    push_steps: int | None = option(None, "also save and push every N steps")
+
+    def __post_init__(self):
+        problems = []
+        for name in ("load_size", "crop_size", "ngf", "ndf", "batch_size", "checkpointing_steps", "logging_steps", "sample_steps", "num_sample_images"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_epochs", "decay_epochs", "n_blocks", "num_workers", "pool_size"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.preprocess != "none" and self.crop_size > self.load_size:
+            problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
+        if self.lr <= 0:
+            problems.append(f"--lr must be > 0, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"--max_steps must be >= 1, got {self.max_steps}")
+        if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
+            problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
+        if self.streaming and self.max_steps is None:
+            problems.append("--streaming needs --max_steps: a stream has no known length")
+        if self.push_to_hub and not self.hub_model_id:
+            problems.append("--push_to_hub needs --hub_model_id (e.g. org/cyclegan-monet)")
+        if self.report_to not in ("tensorboard", "wandb", "all", "none"):
+            problems.append(f"--report_to must be tensorboard, wandb, all or none, got {self.report_to!r}")
+        if not (self.dataset or self.dataset_a or self.dataset_b):
+            problems.append("pass --dataset, or --dataset_a and --dataset_b")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def data_options(self) -> DataOptions:
+        return DataOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DataOptions)})
+
+    def generator_kwargs(self) -> dict:
+        return dict(ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm, dropout=self.dropout)
+
+    def discriminator_kwargs(self) -> dict:
+        return dict(ndf=self.ndf, norm=self.norm)
+
+
+def _flag_type(annotation: str):
+    """Map a field annotation ("int | None", "float", ...) to the argparse type."""
+    base = annotation.replace(" | None", "")
+    return {"int": int, "float": float, "str": str}[base]
+
+
+def build_parser(config_class=TrainConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Train a CycleGAN (Zhu et al., 2017) with Accelerate. Defaults are the paper's recipe.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        if hints[f.name] is bool:
+            parser.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
+        else:
+            parser.add_argument(
+                f"--{f.name}",
+                type=_flag_type(str(f.type)),
+                default=f.default,
+                choices=f.metadata["choices"],
+                help=f.metadata["help"],
+            )
+    return parser
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return TrainConfig(**vars(args))
+    except ValueError as error:
+        parser.error(str(error))

@@ -1,0 +1,392 @@
+"""The training step against an independent copy of the original release's algorithm; losses, pool, schedule.
+
+`reference_optimize_parameters` below re-implements `CycleGANModel.optimize_parameters` of
+github.com/junyanz/pytorch-CycleGAN-and-pix2pix with that code's names, so the naming swap is
+visible: the original's netD_A judges domain B (our `discriminator_b`), its netD_B judges domain A.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
+from cyclegan_hub import CycleGAN
+from cyclegan_hub.image_pool import ImagePool
+from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, linear_decay
+
+# --- the reference: the original release's update, written out -----------------------------------
+
+
+class ReferenceImagePool:
+    """The original `util/image_pool.py`."""
+
+    def __init__(self, pool_size):
+        self.pool_size = pool_size
+        if self.pool_size > 0:
+            self.num_imgs = 0
+            self.images = []
+
+    def query(self, images):
+        if self.pool_size == 0:
+            return images
+        return_images = []
+        for image in images:
+            image = torch.unsqueeze(image.data, 0)
+            if self.num_imgs < self.pool_size:
+                self.num_imgs = self.num_imgs + 1
+                self.images.append(image)
+                return_images.append(image)
+            else:
+                p = random.uniform(0, 1)
+                if p > 0.5:
+                    random_id = random.randint(0, self.pool_size - 1)
+                    tmp = self.images[random_id].clone()
+                    self.images[random_id] = image
+                    return_images.append(tmp)
+                else:
+                    return_images.append(image)
+        return torch.cat(return_images, 0)
+
+
+class ReferenceGANLoss(nn.Module):
+    """The original `GANLoss` for "lsgan" and "vanilla"."""
+
+    def __init__(self, gan_mode):
+        super().__init__()
+        self.loss = nn.MSELoss() if gan_mode == "lsgan" else nn.BCEWithLogitsLoss()
+
+    def __call__(self, prediction, target_is_real):
+        target = torch.tensor(1.0 if target_is_real else 0.0).expand_as(prediction)
+        return self.loss(prediction, target)
+
+
+def set_requires_grad(nets, requires_grad):
+    for net in nets:
+        for param in net.parameters():
+            param.requires_grad = requires_grad
+
+
+class ReferenceCycleGAN:
+    """`CycleGANModel`'s training state and `optimize_parameters`, on our networks' copies."""
+
+    def __init__(self, netG_A, netG_B, netD_A, netD_B, gan_mode, lambda_identity, pool_size, lr=2e-4, beta1=0.5):
+        self.netG_A, self.netG_B, self.netD_A, self.netD_B = netG_A, netG_B, netD_A, netD_B
+        self.lambda_A = self.lambda_B = 10.0
+        self.lambda_idt = lambda_identity
+        self.criterionGAN = ReferenceGANLoss(gan_mode)
+        self.criterionCycle = nn.L1Loss()
+        self.criterionIdt = nn.L1Loss()
+        self.fake_A_pool = ReferenceImagePool(pool_size)
+        self.fake_B_pool = ReferenceImagePool(pool_size)
+        self.optimizer_G = torch.optim.Adam(
+            itertools.chain(netG_A.parameters(), netG_B.parameters()), lr=lr, betas=(beta1, 0.999)
+        )
+        self.optimizer_D = torch.optim.Adam(
+            itertools.chain(netD_A.parameters(), netD_B.parameters()), lr=lr, betas=(beta1, 0.999)
+        )
+
+    def forward(self):
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+
+    def backward_D_basic(self, netD, real, fake):
+        pred_real = netD(real)
+        loss_D_real = self.criterionGAN(pred_real, True)
+        pred_fake = netD(fake.detach())
+        loss_D_fake = self.criterionGAN(pred_fake, False)
+        loss_D = (loss_D_real + loss_D_fake) * 0.5
+        loss_D.backward()
+        return loss_D
+
+    def backward_D_A(self):
+        fake_B = self.fake_B_pool.query(self.fake_B)
+        self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, fake_B)
+
+    def backward_D_B(self):
+        fake_A = self.fake_A_pool.query(self.fake_A)
+        self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, fake_A)
+
+    def backward_G(self):
+        lambda_idt, lambda_A, lambda_B = self.lambda_idt, self.lambda_A, self.lambda_B
+        if lambda_idt > 0:
+            self.idt_A = self.netG_A(self.real_B)
+            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * lambda_B * lambda_idt
+            self.idt_B = self.netG_B(self.real_A)
+            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * lambda_A * lambda_idt
+        else:
+            self.loss_idt_A = 0
+            self.loss_idt_B = 0
+        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * lambda_A
+        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * lambda_B
+        self.loss_G = self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A + self.loss_idt_B
+        self.loss_G.backward()
+
+    def optimize_parameters(self, real_A, real_B):
+        self.real_A, self.real_B = real_A, real_B
+        self.forward()
+        set_requires_grad([self.netD_A, self.netD_B], False)
+        self.optimizer_G.zero_grad()
+        self.backward_G()
+        self.optimizer_G.step()
+        set_requires_grad([self.netD_A, self.netD_B], True)
+        self.optimizer_D.zero_grad()
+        self.backward_D_A()
+        self.backward_D_B()
+        self.optimizer_D.step()
+
+
+# --- step-for-step equivalence -----------------------------------------------------------------
+
+
+def scalar(loss) -> float:
+    return float(loss.detach()) if torch.is_tensor(loss) else float(loss)
+
+
+def batches(count, batch_size=2, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+
+    def images():
+        return torch.rand(batch_size, 3, size, size, generator=generator) * 2 - 1
+
+    return [(images(), images()) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "gan_mode, lambda_identity, pool_size, batch_size",
+    [
+        ("lsgan", 0.5, 0, 2),  # no pool: the discriminators see the latest fakes
+        ("lsgan", 0.5, 2, 1),  # pool full after step 2: steps 3-5 draw from the shared `random`
+        ("lsgan", 0.5, 3, 2),  # batch larger than the free room: fill and swap in one query
+        ("vanilla", 0.0, 0, 2),  # the original's other mode, without the identity term
+    ],
+)
+def test_step_matches_the_original_optimize_parameters(gan_mode, lambda_identity, pool_size, batch_size):
+    torch.manual_seed(0)
+    model = CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
+    reference = ReferenceCycleGAN(
+        netG_A=copy.deepcopy(model.generator_ab),
+        netG_B=copy.deepcopy(model.generator_ba),
+        netD_A=copy.deepcopy(model.discriminator_b),  # the original's D_A judges domain B
+        netD_B=copy.deepcopy(model.discriminator_a),
+        gan_mode=gan_mode,
+        lambda_identity=lambda_identity,
+        pool_size=pool_size,
+    )
+    step = CycleGANStep(
+        model.generator_ab,
+        model.generator_ba,
+        model.discriminator_a,
+        model.discriminator_b,
+        torch.optim.Adam([*model.generator_ab.parameters(), *model.generator_ba.parameters()], lr=2e-4, betas=(0.5, 0.999)),
+        torch.optim.Adam([*model.discriminator_a.parameters(), *model.discriminator_b.parameters()], lr=2e-4, betas=(0.5, 0.999)),
+        gan_mode=gan_mode,
+        lambda_cyc=10.0,
+        lambda_identity=lambda_identity,
+        pool_size=pool_size,
+    )
+    pairs = {
+        "generator_ab": reference.netG_A,
+        "generator_ba": reference.netG_B,
+        "discriminator_b": reference.netD_A,
+        "discriminator_a": reference.netD_B,
+    }
+    initial = copy.deepcopy(model.state_dict())
+    steps = 5 if pool_size else 3
+    for index, (real_a, real_b) in enumerate(batches(steps, batch_size)):
+        random.seed(1000 + index)  # both pools draw from Python's `random`, as the original's does
+        losses = step(real_a, real_b)
+        random.seed(1000 + index)
+        reference.optimize_parameters(real_a, real_b)
+
+        assert set(losses) == set(LOSS_NAMES)
+        assert losses["loss_g"] == pytest.approx(scalar(reference.loss_G), rel=1e-5)
+        assert losses["loss_gan_ab"] == pytest.approx(scalar(reference.loss_G_A), rel=1e-5)
+        assert losses["loss_gan_ba"] == pytest.approx(scalar(reference.loss_G_B), rel=1e-5)
+        assert 10 * losses["loss_cycle_a"] == pytest.approx(scalar(reference.loss_cycle_A), rel=1e-5)
+        assert 10 * losses["loss_cycle_b"] == pytest.approx(scalar(reference.loss_cycle_B), rel=1e-5)
+        assert 5 * losses["loss_identity_a"] == pytest.approx(scalar(reference.loss_idt_B), rel=1e-5, abs=1e-7)
+        assert 5 * losses["loss_identity_b"] == pytest.approx(scalar(reference.loss_idt_A), rel=1e-5, abs=1e-7)
+        assert losses["loss_d_b"] == pytest.approx(scalar(reference.loss_D_A), rel=1e-5)
+        assert losses["loss_d_a"] == pytest.approx(scalar(reference.loss_D_B), rel=1e-5)
+        for name, theirs in pairs.items():
+            ours = getattr(model, name)
+            for (key, mine), (_, other) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+                torch.testing.assert_close(mine, other, atol=1e-5, rtol=0, msg=f"step {index + 1}: {name}.{key}")
+
+    moved = [key for key, value in model.state_dict().items() if not torch.allclose(value, initial[key], atol=1e-4)]
+    assert len(moved) > len(initial) // 2  # the comparison is not between untouched networks
+
+    if pool_size:
+        for ours, theirs in ((step.pool_a, reference.fake_A_pool), (step.pool_b, reference.fake_B_pool)):
+            assert len(ours.images) == len(theirs.images) == pool_size
+            for mine, other in zip(ours.images, theirs.images):
+                torch.testing.assert_close(mine, other, atol=1e-5, rtol=0)
+
+
+def test_the_step_trains_every_network_and_only_the_right_ones():
+    torch.manual_seed(0)
+    model = CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
+    before = copy.deepcopy(model.state_dict())
+    optimizer_g = torch.optim.Adam([*model.generator_ab.parameters(), *model.generator_ba.parameters()], lr=1e-3)
+    networks = (model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b)
+    step = CycleGANStep(*networks, optimizer_g, torch.optim.SGD(model.discriminator_a.parameters(), lr=0.0))
+    real_a, real_b = batches(1)[0]
+    losses = step(real_a, real_b)
+    after = model.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.startswith("generator_") and k.endswith("weight"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("discriminator_"))  # lr 0 / not in it
+    assert all(p.requires_grad for p in model.parameters())  # the discriminators are unfrozen afterwards
+    adversarial = losses["loss_gan_ab"] + losses["loss_gan_ba"]
+    cycle = losses["loss_cycle_a"] + losses["loss_cycle_b"]
+    identity = losses["loss_identity_a"] + losses["loss_identity_b"]
+    assert losses["loss_g"] == pytest.approx(adversarial + 10 * cycle + 5 * identity, rel=1e-5)
+    with pytest.raises(ValueError, match="gan_mode must be one of"):
+        CycleGANStep(*networks, optimizer_g, optimizer_g, gan_mode="wgan")
+
+
+def test_hinge_mode_trains():
+    torch.manual_seed(0)
+    model = CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
+    step = CycleGANStep(
+        model.generator_ab,
+        model.generator_ba,
+        model.discriminator_a,
+        model.discriminator_b,
+        torch.optim.Adam([*model.generator_ab.parameters(), *model.generator_ba.parameters()]),
+        torch.optim.Adam([*model.discriminator_a.parameters(), *model.discriminator_b.parameters()]),
+        gan_mode="hinge",
+        lambda_identity=0.0,
+    )
+    for real_a, real_b in batches(2):
+        losses = step(real_a, real_b)
+    assert all(math.isfinite(value) for value in losses.values())
+    assert losses["loss_identity_a"] == losses["loss_identity_b"] == 0.0
+
+
+# --- losses, by hand ---------------------------------------------------------------------------
+
+LOGITS = torch.tensor([[-1.0, 0.0], [1.0, 2.0]])
+REAL = torch.tensor([2.0, 0.5])
+FAKE = torch.tensor([0.0, 0.5])
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_generator_adversarial_losses():
+    # lsgan: mean((x - 1)^2) = (4 + 1 + 0 + 1) / 4
+    assert generator_adversarial_loss(LOGITS, "lsgan").item() == pytest.approx(1.5)
+    # vanilla: mean(-log sigmoid(x)) = mean(softplus(-x))
+    expected = sum(softplus(-x) for x in (-1.0, 0.0, 1.0, 2.0)) / 4
+    assert generator_adversarial_loss(LOGITS, "vanilla").item() == pytest.approx(expected)
+    # hinge: -mean(x)
+    assert generator_adversarial_loss(LOGITS, "hinge").item() == pytest.approx(-0.5)
+    assert generator_adversarial_loss(LOGITS).item() == pytest.approx(1.5)  # lsgan is the default, as in the paper
+
+
+def test_discriminator_losses():
+    # lsgan: ((mean((r - 1)^2) + mean(f^2)) / 2 = ((1 + 0.25) / 2 + (0 + 0.25) / 2) / 2
+    assert discriminator_loss(REAL, FAKE, "lsgan").item() == pytest.approx(0.5 * (0.625 + 0.125))
+    # vanilla: BCE(r, 1) = softplus(-r), BCE(f, 0) = softplus(f)
+    real = (softplus(-2.0) + softplus(-0.5)) / 2
+    fake = (softplus(0.0) + softplus(0.5)) / 2
+    assert discriminator_loss(REAL, FAKE, "vanilla").item() == pytest.approx(0.5 * (real + fake))
+    # hinge: mean(relu(1 - r)) = (0 + 0.5) / 2; mean(relu(1 + f)) = (1 + 1.5) / 2
+    assert discriminator_loss(REAL, FAKE, "hinge").item() == pytest.approx(0.5 * (0.25 + 1.25))
+    for bad in ("wgan", "LSGAN"):
+        with pytest.raises(ValueError, match="gan_mode must be one of"):
+            discriminator_loss(REAL, FAKE, bad)
+        with pytest.raises(ValueError, match="gan_mode must be one of"):
+            generator_adversarial_loss(LOGITS, bad)
+
+
+def test_cycle_and_identity_losses():
+    x = torch.tensor([[0.0, 1.0], [-1.0, 0.5]])
+    y = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
+    assert cycle_loss(x, y).item() == pytest.approx((0.5 + 0 + 2 + 0.5) / 4)
+    assert identity_loss(x, y).item() == pytest.approx((0.5 + 0 + 2 + 0.5) / 4)
+    assert cycle_loss(x, x).item() == 0.0
+
+
+# --- the image pool ----------------------------------------------------------------------------
+
+
+def constant_images(*values) -> torch.Tensor:
+    return torch.stack([torch.full((3, 4, 4), float(v)) for v in values])
+
+
+def values(images: torch.Tensor) -> list[float]:
+    return [float(image[0, 0, 0]) for image in images]
+
+
+def test_pool_of_size_zero_returns_its_input():
+    pool = ImagePool(0)
+    fakes = constant_images(1, 2).requires_grad_()
+    out = pool.query(fakes)
+    assert torch.equal(out, fakes) and not out.requires_grad
+    assert pool.images == []
+
+
+def test_pool_fills_up_then_mixes():
+    random.seed(0)
+    pool = ImagePool(3)
+    assert values(pool.query(constant_images(1, 2))) == [1, 2]  # room left: stored and returned as is
+    assert values(pool.query(constant_images(3))) == [3]
+    assert [float(image[0, 0, 0, 0]) for image in pool.images] == [1, 2, 3]
+
+    returned, history = [], {1.0, 2.0, 3.0}
+    for value in range(4, 40):
+        out = values(pool.query(constant_images(value).requires_grad_()))
+        assert len(pool.images) == 3
+        returned.append((value, out[0]))
+        assert out[0] == value or out[0] in history  # fresh, or an older fake swapped out
+        history = {float(image[0, 0, 0, 0]) for image in pool.images} | history
+    fresh = sum(1 for value, out in returned if out == value)
+    assert 0.25 * len(returned) < fresh < 0.75 * len(returned)  # about half and half
+    assert all(not image.requires_grad for image in pool.images)
+
+    with pytest.raises(ValueError, match="pool size must be >= 0"):
+        ImagePool(-1)
+
+
+def test_pool_state_dict_round_trip():
+    random.seed(1)
+    pool = ImagePool(2)
+    for value in range(5):
+        pool.query(constant_images(value))
+    state = pool.state_dict()
+    restored = ImagePool(50)
+    restored.load_state_dict(state)
+    assert restored.size == 2
+    assert all(torch.equal(a, b) for a, b in zip(restored.images, pool.images)) and len(restored.images) == 2
+
+    random.seed(7)
+    expected = [values(pool.query(constant_images(v))) for v in range(10, 20)]
+    random.seed(7)
+    assert [values(restored.query(constant_images(v))) for v in range(10, 20)] == expected
+
+
+# --- the learning-rate schedule ----------------------------------------------------------------
+
+
+def test_linear_decay():
+    assert [linear_decay(step, 10, 10) for step in (0, 5, 9, 10, 12, 15, 19, 20, 30)] == pytest.approx(
+        [1, 1, 1, 1, 0.8, 0.5, 0.1, 0, 0]
+    )
+    assert linear_decay(0, 0, 4) == 1.0 and linear_decay(3, 0, 4) == 0.25
+    assert linear_decay(4, 5, 0) == 1.0 and linear_decay(5, 5, 0) == 0.0  # no decay phase
+    # the paper's schedule: 100 epochs at 2e-4, then linearly to 0 over 100 more
+    assert 2e-4 * linear_decay(150, 100, 100) == pytest.approx(1e-4)
