@@ -454,25 +454,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_images(dataset, limit: int | None, what: str) -> list[Image.Image]:
-    """Decode the first `limit` images of one domain (a stream is read only that far)."""
-    import datasets
-
-    from .data import decode
-
-    if isinstance(dataset, datasets.IterableDataset):
-        rows = dataset if limit is None else dataset.take(limit)
-    else:
-        rows = dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
-    images = []
-    for index, row in enumerate(rows):
-        try:
-            images.append(decode(row["image"]))
-        except (OSError, ValueError, SyntaxError) as error:  # what Pillow raises for bad files
-            raise ValueError(f"domain {what}: image {index} cannot be decoded: {error}") from None
-    return images
-
-
 def format_table(result: dict, directions: dict[str, str]) -> str:
     """The results as an aligned text table (KID scaled by 100, as usually reported)."""
     rows = [("direction", "FID", "KID x 100", "images")]
@@ -496,7 +477,7 @@ def format_table(result: dict, directions: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse the command line, evaluate, print a table and optionally write JSON."""
-    from .data import DataOptions, DatasetLayoutError, load_domains
+    from .data import DataOptions, DatasetLayoutError, held_out_images
     from .model import CycleGAN
 
     parser = build_parser()
@@ -505,8 +486,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--max_images must be >= 2, got {args.max_images}")
     options = DataOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DataOptions)})
     try:
-        domains = load_domains(options)
-        images_a, images_b = (_load_images(ds, args.max_images, what) for ds, what in zip(domains, ("A", "B")))
+        images_a, images_b, _ = held_out_images(options, options.split, args.max_images)
     except (DatasetLayoutError, ValueError) as error:
         parser.error(str(error))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
