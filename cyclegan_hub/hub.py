@@ -7,6 +7,7 @@ bfloat16 to halve them, and loading gives float32 unless asked otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -51,19 +52,30 @@ class HubModule(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
     def _weight_files(self) -> dict[str, tuple[str, ...]]:
         return {WEIGHTS_FILE: ("",)}
 
-    def save_pretrained(self, save_directory, *, dtype: str | torch.dtype | None = None, **kwargs):
-        """Like the mixin's, plus `dtype="float16"|"bfloat16"` to store half-size weights.
+    @contextlib.contextmanager
+    def _saving_in(self, dtype: str | torch.dtype | None):
+        """Store floating-point weights in `dtype` for the saves inside this block (None: as they are).
 
-        `push_to_hub=True` re-enters this method for its temporary folder, so the dtype is kept
-        for the nested call and restored afterwards.
+        `push_to_hub` saves into a temporary folder through `save_pretrained`, so a dtype set by
+        the outer call stays in force for the nested one.
         """
         previous = self._save_dtype
         if dtype is not None:
             self._save_dtype = resolve_dtype(dtype)
         try:
-            return super().save_pretrained(save_directory, **kwargs)
+            yield
         finally:
             self._save_dtype = previous
+
+    def save_pretrained(self, save_directory, *, dtype: str | torch.dtype | None = None, **kwargs):
+        """Like the mixin's, plus `dtype="float16"|"bfloat16"` to store half-size weights."""
+        with self._saving_in(dtype):
+            return super().save_pretrained(save_directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *, dtype: str | torch.dtype | None = None, **kwargs):
+        """Like the mixin's (the files `save_pretrained` writes, with the card), plus `dtype`."""
+        with self._saving_in(dtype):
+            return super().push_to_hub(repo_id, **kwargs)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = self.state_dict()
