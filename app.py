@@ -28,14 +28,15 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.images import to_rgb
 from cyclegan_hub.translate import fit_max_side
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
-EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
+EXAMPLES = EMBEDDED_MODEL / "examples"
+MAX_UPLOAD_PIXELS = 100_000_000  # ~300 MB as RGB; Pillow's own bomb check stops at 179 megapixels  # <source domain>_<name>.jpg, see SOURCES.md there
 
 # Set once by load_model(), read by every request.
 model: CycleGAN | None = None
@@ -83,13 +84,21 @@ def translate_image(image: str | dict | None, direction: str) -> tuple[Image.Ima
         raise gr.Error(message, print_exception=False)
     try:
         with Image.open(path) as file:
+            if file.width * file.height > MAX_UPLOAD_PIXELS:  # refuse before decoding: a small file can unpack to GBs
+                megapixels = MAX_UPLOAD_PIXELS // 1_000_000
+                message = f"{name!r} is {file.width}x{file.height} pixels; images up to {megapixels} megapixels are accepted."
+                raise gr.Error(message, print_exception=False)
+            rotated = file.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+            original = (file.height, file.width) if rotated else file.size  # as the user sees it
+            file.draft("RGB", (max_side, max_side))  # a JPEG decodes at a reduced scale when that is enough
             file.load()  # decode now, so a truncated file fails here and not in the model
             picture = to_rgb(file)  # any mode, EXIF orientation applied
+    except gr.Error:
+        raise
     except Exception as error:
         reason = "not an image format Pillow recognises" if isinstance(error, UnidentifiedImageError) else str(error)
         message = f"Could not read {name!r} as an image ({reason}). Please upload a JPEG, PNG or WebP image."
         raise gr.Error(message, print_exception=False) from error
-    original = picture.size
     picture = fit_max_side(picture, max_side)
     output = model.translate(picture, key)
     label = next(label for label, value in directions.items() if value == key)
@@ -151,7 +160,7 @@ def main():
         parser.error("--max_side must be at least 8")
     load_model(args.model, args.max_side)
     concurrency = args.concurrency or (2 if torch.cuda.is_available() else 1)
-    build_demo(concurrency).launch(server_name=args.host, server_port=args.port, share=args.share)
+    build_demo(concurrency).launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import re
 import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from .image_pool import ImagePool
@@ -49,10 +48,6 @@ def resolve_resume(output_dir: str | Path, resume_from_checkpoint: str | None) -
     return path
 
 
-def _pool_tensors(pool: ImagePool, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{i}": image.contiguous().cpu() for i, image in enumerate(pool.images)}
-
-
 def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, ImagePool], total_limit=None) -> Path:
     """Write checkpoint-<state["step"]> atomically; every process must call this. Returns the final path."""
     step = state["step"]
@@ -63,9 +58,8 @@ def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, Image
         shutil.rmtree(temporary)  # left by a run killed while saving
     accelerator.wait_for_everyone()
     accelerator.save_state(str(temporary))
-    tensors = {}
-    for name, pool in pools.items():
-        tensors.update(_pool_tensors(pool, name))
+    # Not accelerator.register_for_checkpointing: Accelerate unpickles those with weights_only=False.
+    tensors = {f"{name}.{i}": image.contiguous() for name, pool in pools.items() for i, image in enumerate(pool.state_dict()["images"])}
     save_file(tensors, str(temporary / f"image_pools_{accelerator.process_index}.safetensors"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -73,7 +67,7 @@ def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, Image
         if final.exists():
             shutil.rmtree(final)
         temporary.rename(final)
-        if total_limit is not None:
+        if total_limit:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()

@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from .cli import add_flags, option
 from .data import PREPROCESS_MODES, DataOptions
+from .hub import DTYPES
 from .losses import GAN_MODES
 from .networks import NORMS
 
 
-def option(default, help: str, choices=None):  # noqa: A002 - mirrors argparse's own name
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass
-class TrainConfig:
-    # data
-    dataset: str | None = option(None, "Hub dataset id, local dataset folder, or folder with trainA/ trainB/")
-    dataset_a: str | None = option(None, "dataset of domain A, when each domain is its own dataset or config")
-    dataset_b: str | None = option(None, "dataset of domain B")
-    config_a: str | None = option(None, "config (subset) of --dataset_a, or of --dataset")
-    config_b: str | None = option(None, "config (subset) of --dataset_b")
-    split: str = option("train", "split to train on; labels {split}A/{split}B are picked in labelled layouts")
-    image_column_a: str | None = option(None, "image column of domain A (auto-detected when unambiguous)")
-    image_column_b: str | None = option(None, "image column of domain B")
-    label_column: str | None = option(None, "column naming each row's domain (auto: the ClassLabel column)")
-    label_a: str | None = option(None, "label value of domain A (auto: {split}A or A)")
-    label_b: str | None = option(None, "label value of domain B (auto: {split}B or B)")
+class TrainConfig(DataOptions):
+    # data (the dataset flags come from DataOptions)
     domain_a: str = option("A", "name of domain A, e.g. photo (used in the config, card and demo)")
     domain_b: str = option("B", "name of domain B, e.g. monet")
-    streaming: bool = option(False, "stream the dataset instead of downloading it (needs --max_steps)")
     eval_split: str = option("test", "split with held-out images for samples and FID/KID (falls back to --split)")
     load_size: int = option(286, "resize images to this size before cropping")
     crop_size: int = option(256, "random crop size: the training resolution")
@@ -59,7 +44,7 @@ class TrainConfig:
     beta2: float = option(0.999, "Adam beta2")
     num_epochs: int = option(100, "epochs at the initial learning rate")
     decay_epochs: int = option(100, "epochs of linear decay to 0 after that")
-    max_steps: int | None = option(None, "total steps instead of epochs, same shape: half constant, half decay")
+    max_steps: int | None = option(None, "total steps instead of epochs, split constant:decay as num_epochs:decay_epochs")
     batch_size: int = option(1, "images per domain per step and per process")
     seed: int | None = option(None, "random seed; with it a single-process CPU run is reproducible")
     compile: bool = option(False, "torch.compile the networks (faster steps after a one-off compile)")
@@ -73,9 +58,9 @@ class TrainConfig:
     num_sample_images: int = option(4, "fixed validation images per direction in the sample grid")
     eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)")
     eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)")
-    report_to: str = option("tensorboard", "tracker: tensorboard, wandb, all or none")
+    report_to: str = option("tensorboard", "experiment tracker", ("tensorboard", "wandb", "all", "none"))
     tracker_project_name: str = option("cyclegan", "project name in the tracker")
-    save_dtype: str = option("float32", "dtype of the final weights", ("float32", "float16", "bfloat16"))
+    save_dtype: str = option("float32", "dtype of the final weights", tuple(DTYPES))
     push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub")
     hub_model_id: str | None = option(None, "repo id to push to, e.g. org/cyclegan-monet")
     hub_private: bool = option(False, "create the Hub repo as private")
@@ -101,8 +86,9 @@ class TrainConfig:
             problems.append("--streaming needs --max_steps: a stream has no known length")
         if self.push_to_hub and not self.hub_model_id:
             problems.append("--push_to_hub needs --hub_model_id (e.g. org/cyclegan-monet)")
-        if self.report_to not in ("tensorboard", "wandb", "all", "none"):
-            problems.append(f"--report_to must be tensorboard, wandb, all or none, got {self.report_to!r}")
+        for name, least in (("checkpoints_total_limit", 1), ("eval_steps", 1), ("eval_max_images", 2), ("push_steps", 1)):
+            if getattr(self, name) is not None and getattr(self, name) < least:
+                problems.append(f"--{name} must be >= {least}, got {getattr(self, name)}")
         if not (self.dataset or self.dataset_a or self.dataset_b):
             problems.append("pass --dataset, or --dataset_a and --dataset_b")
         if problems:
@@ -118,29 +104,13 @@ class TrainConfig:
         return dict(ndf=self.ndf, norm=self.norm)
 
 
-def _flag_type(annotation: str):
-    """Map a field annotation ("int | None", "float", ...) to the argparse type."""
-    base = annotation.replace(" | None", "")
-    return {"int": int, "float": float, "str": str}[base]
-
-
-def build_parser(config_class=TrainConfig) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Train a CycleGAN (Zhu et al., 2017) with Accelerate. Defaults are the paper's recipe.",
+        description="Train a CycleGAN (Zhu et al., 2017) with Accelerate. Defaults are the paper's recipe "
+        "as the original release runs it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    hints = typing.get_type_hints(config_class)
-    for f in dataclasses.fields(config_class):
-        if hints[f.name] is bool:
-            parser.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
-        else:
-            parser.add_argument(
-                f"--{f.name}",
-                type=_flag_type(str(f.type)),
-                default=f.default,
-                choices=f.metadata["choices"],
-                help=f.metadata["help"],
-            )
+    add_flags(parser, TrainConfig)
     return parser
 
 

@@ -14,7 +14,6 @@ whatever the number of workers.
 from __future__ import annotations
 
 import dataclasses
-import io
 import random
 from dataclasses import dataclass
 
@@ -22,27 +21,28 @@ import datasets
 import torch
 from PIL import Image
 
+from .cli import option
 from .images import pil_to_tensor, to_rgb
 
-PREPROCESS_MODES = ("resize_and_crop", "scale_width", "none")
+PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "none")
 
 
 @dataclass
 class DataOptions:
-    """Where the two domains come from; the fields are the training script's flags of the same name."""
+    """Where the two domains come from; each field is a command-line flag of the same name."""
 
-    dataset: str | None = None
-    dataset_a: str | None = None
-    dataset_b: str | None = None
-    config_a: str | None = None
-    config_b: str | None = None
-    split: str = "train"
-    image_column_a: str | None = None
-    image_column_b: str | None = None
-    label_column: str | None = None
-    label_a: str | None = None
-    label_b: str | None = None
-    streaming: bool = False
+    dataset: str | None = option(None, "Hub dataset id, local dataset folder, or folder with trainA/ trainB/")
+    dataset_a: str | None = option(None, "dataset of domain A, when each domain is its own dataset or config")
+    dataset_b: str | None = option(None, "dataset of domain B")
+    config_a: str | None = option(None, "config (subset) of --dataset_a, or of --dataset")
+    config_b: str | None = option(None, "config (subset) of --dataset_b")
+    split: str = option("train", "split to read; labels {split}A/{split}B are picked in labelled layouts")
+    image_column_a: str | None = option(None, "image column of domain A (auto-detected when unambiguous)")
+    image_column_b: str | None = option(None, "image column of domain B")
+    label_column: str | None = option(None, "column naming each row's domain (auto: the ClassLabel column)")
+    label_a: str | None = option(None, "label value of domain A (auto: {split}A or A)")
+    label_b: str | None = option(None, "label value of domain B (auto: {split}B or B)")
+    streaming: bool = option(False, "stream the dataset instead of downloading it")
 
 
 class DatasetLayoutError(ValueError):
@@ -178,8 +178,8 @@ def load_domains(options: DataOptions):
             raise missing from None
     image_columns = _image_columns(ds)
     if options.image_column_a and options.image_column_b or len(image_columns) == 2:  # layout (a)
-        column_a = options.image_column_a or image_columns[0]
-        column_b = options.image_column_b or image_columns[1]
+        column_a = options.image_column_a or next(c for c in image_columns if c != options.image_column_b)
+        column_b = options.image_column_b or next(c for c in image_columns if c != column_a)
         for column in (column_a, column_b):
             if column not in (ds.features or {}):
                 raise DatasetLayoutError(f"no column {column!r}; the dataset has {_describe(ds)}")
@@ -188,11 +188,18 @@ def load_domains(options: DataOptions):
 
 
 def decode(entry: dict) -> Image.Image:
-    """An undecoded `datasets.Image` entry ({"bytes", "path"}) -> RGB PIL image."""
-    source = io.BytesIO(entry["bytes"]) if entry.get("bytes") else entry["path"]
-    with Image.open(source) as image:
-        image.load()
-        return to_rgb(image)
+    """An undecoded `datasets.Image` entry ({"bytes", "path"}, local or remote) -> RGB PIL image."""
+    image = datasets.Image().decode_example(entry)
+    image.load()
+    return to_rgb(image)
+
+
+def try_decode(entry: dict) -> Image.Image | None:
+    """`decode`, or None for a corrupt or unreadable image (what Pillow raises for those)."""
+    try:
+        return decode(entry)
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 @dataclass
@@ -213,15 +220,16 @@ class Preprocess:
     def __call__(self, image: Image.Image, rng: random.Random) -> torch.Tensor:
         if self.mode == "resize_and_crop":
             image = image.resize((self.load_size, self.load_size), Image.Resampling.BICUBIC)
-        elif self.mode == "scale_width":
+        elif self.mode == "scale_width_and_crop":
             height = max(self.crop_size, round(image.height * self.load_size / image.width))
             image = image.resize((self.load_size, height), Image.Resampling.BICUBIC)
         if self.mode != "none":
             left = rng.randint(0, image.width - self.crop_size)
             top = rng.randint(0, image.height - self.crop_size)
             image = image.crop((left, top, left + self.crop_size, top + self.crop_size))
-        else:  # sides must divide by 4 for the generator's two downsamplings
-            image = image.resize((max(4, image.width // 4 * 4), max(4, image.height // 4 * 4)), Image.Resampling.BICUBIC)
+        else:  # sides must divide by 4 for the generator's two downsamplings: round to the nearest multiple
+            size = (max(4, round(image.width / 4) * 4), max(4, round(image.height / 4) * 4))
+            image = image.resize(size, Image.Resampling.BICUBIC) if size != image.size else image
         if self.flip and rng.random() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return pil_to_tensor(image)
@@ -246,10 +254,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
     def _load(self, images, index: int, rng: random.Random) -> tuple[torch.Tensor, int]:
         for skipped in range(min(len(images), 100)):
-            try:
-                return self.preprocess(decode(images[(index + skipped) % len(images)]["image"]), rng), skipped
-            except (OSError, ValueError, SyntaxError):  # what Pillow raises for truncated or bogus files
-                continue
+            image = try_decode(images[(index + skipped) % len(images)]["image"])
+            if image is not None:
+                return self.preprocess(image, rng), skipped
         raise RuntimeError(f"100 images in a row could not be decoded, from index {index}: is the dataset corrupt?")
 
     def __getitem__(self, index: int) -> dict:
@@ -260,52 +267,55 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
 
 class StreamingUnpairedDataset(torch.utils.data.IterableDataset):
-    """Streaming variant: A in (shuffled) stream order, B from its own shuffled stream, cycled."""
+    """Streaming variant: A in (shuffled) stream order, B from its own shuffled stream, cycled.
+
+    In DataLoader workers `datasets` gives each worker its own shards of both streams, so there
+    can be at most as many workers as the smaller stream has shards (`max_workers`).
+    """
 
     def __init__(self, images_a, images_b, preprocess: Preprocess, seed: int = 0, buffer_size: int = 1000):
         self.images_a, self.images_b = images_a, images_b
         self.preprocess, self.seed, self.buffer_size, self.epoch = preprocess, seed, buffer_size, 0
 
+    @property
+    def max_workers(self) -> int:
+        return min(self.images_a.num_shards, self.images_b.num_shards)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _decoded(self, stream, rng):
-        for row in stream:
-            try:
-                yield self.preprocess(decode(row["image"]), rng), 0
-            except (OSError, ValueError, SyntaxError):
-                yield None, 1
+    def _images(self, images, epoch: int):
+        """(image or None if corrupt) for each row of one pass over a shuffled stream."""
+        for row in images.shuffle(seed=self.seed + epoch, buffer_size=self.buffer_size):
+            yield try_decode(row["image"])
+
+    def _endless_b(self):
+        """Good B images forever, reshuffled each pass; (image, corrupt images skipped before it)."""
+        epoch, skipped = self.epoch, 0
+        while True:
+            found = False
+            for image in self._images(self.images_b, epoch):
+                if image is None:
+                    skipped += 1
+                    if skipped >= 100:
+                        raise RuntimeError("100 images of domain B in a row could not be decoded: is the dataset corrupt?")
+                    continue
+                found = True
+                yield image, skipped
+                skipped = 0
+            if not found:
+                raise DatasetLayoutError("domain B has no images")
+            epoch += 1
 
     def __iter__(self):
         rng = random.Random(hash((self.seed, self.epoch)))
-        worker = torch.utils.data.get_worker_info()
-        shard = lambda ds: ds.shard(worker.num_workers, worker.id) if worker and ds.num_shards > 1 else ds  # noqa: E731
-        stream_a = shard(self.images_a.shuffle(seed=self.seed + self.epoch, buffer_size=self.buffer_size))
-
-        def endless_b():
-            epoch, empty = self.epoch, False
-            while not empty:
-                empty = True
-                for item in self._decoded(self.images_b.shuffle(seed=self.seed + epoch, buffer_size=self.buffer_size), rng):
-                    empty = False
-                    yield item
-                epoch += 1
-            raise DatasetLayoutError("domain B has no images")
-
-        b_iter, skipped = endless_b(), 0
-        for a, bad in self._decoded(stream_a, rng):
-            skipped += bad
+        images_b, skipped = self._endless_b(), 0
+        for a in self._images(self.images_a, self.epoch):
             if a is None:
+                skipped += 1
                 continue
-            b, bad = next(b_iter)
-            for failures in range(1, 101):
-                if b is not None:
-                    break
-                skipped += bad
-                if failures == 100:
-                    raise RuntimeError("100 images of domain B in a row could not be decoded: is the dataset corrupt?")
-                b, bad = next(b_iter)
-            yield {"a": a, "b": b, "skipped": skipped}
+            b, skipped_b = next(images_b)
+            yield {"a": self.preprocess(a, rng), "b": self.preprocess(b, rng), "skipped": skipped + skipped_b}
             skipped = 0
 
 
@@ -317,15 +327,15 @@ def unpaired_dataset(options: DataOptions, preprocess: Preprocess, seed: int = 0
 
 
 def held_out_images(options: DataOptions, eval_split: str, limit: int | None = None) -> tuple[list, list, str]:
-    """Decoded RGB images of both domains for samples and metrics, from `eval_split` if it exists.
+    """The first `limit` decoded RGB images of both domains, from `eval_split` if the dataset has it.
 
     Falls back to the training split (and says so in the returned split name) for datasets
-    that publish no test split.
+    that publish no such split. Corrupt images are left out.
     """
     split = eval_split
     try:
         images_a, images_b = load_domains(dataclasses.replace(options, split=eval_split))
-    except DatasetLayoutError:
+    except MissingSplitError:
         split = options.split
         images_a, images_b = load_domains(options)
 
@@ -334,12 +344,6 @@ def held_out_images(options: DataOptions, eval_split: str, limit: int | None = N
             rows = images.take(limit if limit is not None else 500)
         else:
             rows = images.select(range(len(images) if limit is None else min(limit, len(images))))
-        decoded = []
-        for row in rows:
-            try:
-                decoded.append(decode(row["image"]))
-            except (OSError, ValueError, SyntaxError):
-                continue
-        return decoded
+        return [image for row in rows if (image := try_decode(row["image"])) is not None]
 
     return take(images_a), take(images_b), split

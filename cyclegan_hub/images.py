@@ -10,10 +10,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-# Below this, Pillow's decompression-bomb guard stays on; translate() bounds sizes itself.
-MAX_PIXELS = 20_000 * 20_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow image -> 8-bit RGB, upright.
@@ -70,3 +66,8 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     """(3, H, W) tensor in [-1, 1] -> 8-bit RGB PIL image."""
     array = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array, "RGB")
+
+
+def resize_square(images, size: int) -> list[Image.Image]:
+    """Resize to size x size with bicubic filtering, as the original's test-time preprocessing does."""
+    return [image.resize((size, size), Image.Resampling.BICUBIC) for image in images]

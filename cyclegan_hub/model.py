@@ -68,15 +68,8 @@ class CycleGAN(HubModule):
 
     @classmethod
     def _from_pretrained(cls, *, load_discriminators: bool = False, **kwargs):
-        model = super()._from_pretrained(**kwargs)
-        if load_discriminators:
-            model.add_discriminators()
-            model_id, hub_kwargs = model._pretrained_source
-            model.load_weights_file(
-                model_id, DISCRIMINATORS_FILE, map_location=kwargs.get("map_location", "cpu"), **hub_kwargs
-            )
-            model.to(next(model.generator_ab.parameters()).dtype)
-        return model
+        # With discriminators built, `_weight_files` lists their file too, so it is read; else never.
+        return super()._from_pretrained(with_discriminators=load_discriminators, **kwargs)
 
     def generator(self, direction: str) -> ResnetGenerator:
         """The generator for "a2b" / "b2a" or the name of the target domain."""

@@ -6,6 +6,7 @@ Metrics also go into the card's metadata as `EvalResult`s, so the Hub shows them
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -13,7 +14,11 @@ CITATION_ARXIV = "arxiv:1703.10593"
 
 
 def template_text(name: str = "cyclegan.md") -> str:
-    return files("cyclegan_hub.model_cards").joinpath(name).read_text(encoding="utf-8")
+    """The template, from the installed package or, in a checkout that was never installed, beside it."""
+    try:
+        return files("cyclegan_hub.model_cards").joinpath(name).read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        return (Path(__file__).resolve().parent.parent / "model_cards" / name).read_text(encoding="utf-8")
 
 
 def _metric_rows(model, metrics: dict | None, baseline: str | None) -> list[dict]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image
 
 from .images import tensor_to_pil
-from .translate import run_generator
+from .translate import eval_mode, run_generator
 
 
 def sample_grid(generator_ab, generator_ba, real_a: torch.Tensor, real_b: torch.Tensor) -> Image.Image:
@@ -14,20 +15,16 @@ def sample_grid(generator_ab, generator_ba, real_a: torch.Tensor, real_b: torch.
 
     real_a, real_b: (N, 3, H, W) in [-1, 1], the same N and size.
     """
-    was_training = generator_ab.training, generator_ba.training
-    generator_ab.eval(), generator_ba.eval()
-    fake_b = run_generator(generator_ab, real_a)
-    fake_a = run_generator(generator_ba, real_b)
-    rows = [real_a, fake_b, run_generator(generator_ba, fake_b), real_b, fake_a, run_generator(generator_ab, fake_a)]
-    generator_ab.train(was_training[0]), generator_ba.train(was_training[1])
+    with eval_mode(generator_ab, generator_ba):
+        fake_b = run_generator(generator_ab, real_a)
+        fake_a = run_generator(generator_ba, real_b)
+        rows = [real_a, fake_b, run_generator(generator_ba, fake_b), real_b, fake_a, run_generator(generator_ab, fake_a)]
     grid = torch.cat([torch.cat(list(row.cpu()), dim=2) for row in rows], dim=1)  # (3, 6H, N*W)
     return tensor_to_pil(grid)
 
 
 def log_sample_grid(accelerator, grid: Image.Image, step: int) -> None:
     """Send the grid to every tracker Accelerate runs (each wants its own image format)."""
-    import numpy as np
-
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.log_images({"samples": np.asarray(grid)[None]}, step=step, dataformats="NHWC")

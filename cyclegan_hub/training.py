@@ -34,7 +34,11 @@ def set_requires_grad(modules, flag: bool) -> None:
 
 
 def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
-    """Learning-rate factor: 1 for `constant_steps`, then linear to 0 over `decay_steps` (section 4)."""
+    """Learning-rate factor: 1 for `constant_steps`, then linear to 0 over `decay_steps` (section 4).
+
+    Per step, so it is smooth and reaches 0; the original release steps it once per epoch as
+    1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1), which stops just above 0.
+    """
     if step < constant_steps:
         return 1.0
     if decay_steps <= 0:
@@ -102,9 +106,9 @@ class CycleGANStep:
         """real_a, real_b: (B, 3, H, W) in [-1, 1]. Returns every loss term as a float."""
         G, F = self.generator_ab, self.generator_ba
         D_X, D_Y = self.discriminator_a, self.discriminator_b
-        with self._autocast():
-            # 1) Generators. D_X and D_Y are frozen; they only pass gradients back to G and F.
-            set_requires_grad((D_X, D_Y), False)
+        # 1) Generators. D_X and D_Y are frozen; they only pass gradients back to G and F.
+        set_requires_grad((D_X, D_Y), False)
+        with self._autocast():  # forward passes only; backward and step run outside autocast
             fake_b = G(real_a)  # G(x)
             rec_a = F(fake_b)  # F(G(x)) ~ x
             fake_a = F(real_b)  # F(y)
@@ -124,19 +128,20 @@ class CycleGANStep:
                 + self.lambda_cyc * (loss_cycle_a + loss_cycle_b)
                 + self.lambda_cyc * self.lambda_identity * (loss_identity_a + loss_identity_b)
             )
-            self.optimizer_g.zero_grad(set_to_none=True)
-            self._backward(loss_g)
-            self.optimizer_g.step()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self._backward(loss_g)
+        self.optimizer_g.step()
 
-            # 2) Discriminators, on a history of generated images rather than only the latest.
-            set_requires_grad((D_X, D_Y), True)
-            pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
-            pooled_fake_a = self.pool_a.query(fake_a)
+        # 2) Discriminators, on a history of generated images rather than only the latest.
+        set_requires_grad((D_X, D_Y), True)
+        pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
+        pooled_fake_a = self.pool_a.query(fake_a)
+        with self._autocast():
             loss_d_a = discriminator_loss(D_X(real_a), D_X(pooled_fake_a), self.gan_mode)
             loss_d_b = discriminator_loss(D_Y(real_b), D_Y(pooled_fake_b), self.gan_mode)
-            self.optimizer_d.zero_grad(set_to_none=True)
-            self._backward(loss_d_a + loss_d_b)
-            self.optimizer_d.step()
+        self.optimizer_d.zero_grad(set_to_none=True)
+        self._backward(loss_d_a + loss_d_b)
+        self.optimizer_d.step()
 
         losses = torch.stack(
             [loss_g, loss_gan_ab, loss_gan_ba, loss_cycle_a, loss_cycle_b, loss_identity_a, loss_identity_b, loss_d_a, loss_d_b]

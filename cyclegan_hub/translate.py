@@ -9,6 +9,7 @@ Images of the same size run as one batch.
 from __future__ import annotations
 
 import math
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -34,6 +35,20 @@ def fit_max_side(image: Image.Image, max_side: int | None, downscale: bool = Tru
     scale = max_side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def fit_max_side_tensor(batch: torch.Tensor, max_side: int | None, downscale: bool = True) -> torch.Tensor:
+    """`fit_max_side` for a (B, C, H, W) batch: antialiased bilinear downscaling, or refusal."""
+    height, width = batch.shape[-2:]
+    if max_side is None or max(height, width) <= max_side:
+        return batch
+    if not downscale:
+        raise ValueError(
+            f"tensor is {width}x{height}, larger than max_side={max_side}; pass downscale=True or a larger max_side"
+        )
+    scale = max_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def pad_to_multiple(batch: torch.Tensor, multiple: int = SIDE_MULTIPLE, min_side: int = MIN_SIDE) -> torch.Tensor:
@@ -65,6 +80,19 @@ def _check_tensor(images: torch.Tensor, in_channels: int) -> torch.Tensor:
     return batch
 
 
+@contextlib.contextmanager
+def eval_mode(*modules: torch.nn.Module):
+    """Put modules (and their children) in eval mode for a block, then restore each one's mode."""
+    modes = {m: m.training for module in modules for m in module.modules()}
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 @torch.inference_mode()
 def run_generator(generator: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) in [-1, 1], any H and W -> generator output of the same size, on batch's device."""
@@ -88,16 +116,18 @@ def translate(
         generator: a network mapping (B, 3, H, W) in [-1, 1] to the same shape.
         images: a PIL image (any mode, EXIF orientation honoured), a list of them, or a float
             tensor (C, H, W) / (B, C, H, W) in [-1, 1].
-        max_side: bound on the longest side; larger PIL images are downscaled to it.
+        max_side: bound on the longest side; larger images (PIL or tensor) are downscaled to it.
         downscale: when False, an image beyond max_side is an error instead.
         batch_size: most images of one size sent through the network at once.
 
     Returns:
         The same kind as the input: a PIL image, a list of PIL images, or a tensor.
     """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     in_channels = next(generator.parameters()).shape[1]
     if isinstance(images, torch.Tensor):
-        batch = _check_tensor(images, in_channels)
+        batch = fit_max_side_tensor(_check_tensor(images, in_channels), max_side, downscale)
         outputs = torch.cat([run_generator(generator, chunk) for chunk in batch.split(batch_size)])
         return outputs if images.dim() == 4 else outputs[0]
     single = isinstance(images, Image.Image)

@@ -26,7 +26,9 @@ from PIL import Image
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.data import DataOptions, held_out_images
 from cyclegan_hub.evaluate import evaluate_translation
+from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.model_card import render_model_card
+from cyclegan_hub.samples import sample_grid
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,12 +58,12 @@ def main():
     args = parser.parse_args()
 
     model = CycleGAN.from_pretrained(args.model)
-    train_config = json.loads((Path(args.model) / "train_config.json").read_text())
-    size = train_config["crop_size"]  # compare at the training resolution
+    run = json.loads((Path(args.model) / "training_run.json").read_text())  # written by train_accelerate.py
+    size = run["config"]["crop_size"]  # compare at the training resolution
     photos, monets, split = held_out_images(DataOptions(dataset=args.data), "test")
-    assert split == "test", "held-out images not found"
-    photos = [p.resize((size, size), Image.Resampling.BICUBIC) for p in photos]
-    monets = [m.resize((size, size), Image.Resampling.BICUBIC) for m in monets]
+    if split != "test":
+        raise SystemExit(f"{args.data} has no testA/ testB/ held-out images")
+    photos, monets = resize_square(photos, size), resize_square(monets, size)
 
     torch.manual_seed(0)
     untrained_model = CycleGAN(**model._hub_mixin_config).eval()
@@ -82,7 +84,7 @@ def main():
         "latency_256_s": median_latency(model, 256),
         "torch_threads": torch.get_num_threads(),
     }
-    (HERE / "metrics.json").write_text(json.dumps(results, indent=2))
+    (Path(args.model) / "metrics.json").write_text(json.dumps(results, indent=2))
 
     notes = (
         f"Held out from training: {len(photos)} photos and {len(monets)} Monet paintings (every 7th photo and every "
@@ -96,21 +98,22 @@ def main():
         f"Latency on a 2-core CPU (torch {torch.__version__}, {results['torch_threads']} threads, fp32): median "
         f"{results['latency_512_s']:.2f} s for a 512x512 image, {results['latency_256_s']:.2f} s for 256x256."
     )
-    previous_card = (Path(args.model) / "README.md").read_text() if (Path(args.model) / "README.md").exists() else ""
-    summary = next((line for line in previous_card.splitlines() if " steps (" in line), None)
+    # The grid from held-out images: rows photo, photo->Monet, round trip; Monet, Monet->photo, round trip.
+    grid_images = [torch.stack([pil_to_tensor(i) for i in images[:4]]) for images in (photos, monets)]
+    sample_grid(model.generator_ab, model.generator_ba, *grid_images).save(Path(args.model) / "samples.png")
     card = render_model_card(
         model,
         model_id=args.hub_model_id,
         dataset="monet2photo (CycleGAN release), photo / Monet split of demo_model/prepare_split.py",
-        train_sizes="643 photos / 100 Monet paintings",
+        train_sizes=run["train_sizes"],
         samples_image="samples.png",
         metrics=trained,
         baselines={"untrained network": untrained, "untranslated input": untranslated},
         metrics_notes=notes,
-        hyperparameters=train_config,
-        training_summary=summary,
+        hyperparameters={k: v for k, v in run["config"].items() if v is not None and "hub" not in k},
+        training_summary=run["summary"] + " Reproduce: see `demo_model/TRAINING.md`.",
     )
-    card.save(HERE / "README.md")
+    card.save(Path(args.model) / "README.md")
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=2))
     for name in ("this model", "untrained network", "untranslated input"):
         r = results[name]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 gr = pytest.importorskip("gradio")
 
@@ -68,6 +68,24 @@ def test_large_images_are_downscaled_and_the_status_says_so(loaded, tmp_path):
     output, status = app.translate_image(save(gradient(255, 129), tmp_path / "big.png"), "Monet -> Photo")
     assert output.size == (64, 32)
     assert status == "Monet -> Photo: downscaled from 255x129 to 64x32 (max side 64) before translating."
+
+
+def test_huge_images_are_refused_before_decoding(loaded, tmp_path):
+    # 1-bit and blank, so the PNG is a few kB, but 120 megapixels would take ~360 MB as RGB
+    huge = tmp_path / "huge.png"
+    Image.new("1", (12_000, 10_000)).save(huge)
+    with pytest.raises(gr.Error, match="'huge.png' is 12000x10000 pixels; images up to 100 megapixels"):
+        app.translate_image(str(huge), "a2b")
+
+
+def test_exif_rotated_jpeg_reports_its_upright_size(loaded, tmp_path):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored landscape, shown portrait
+    path = tmp_path / "rotated.jpg"
+    gradient(120, 60).save(path, exif=exif)
+    output, status = app.translate_image(str(path), "a2b")
+    assert output.size == (32, 64)
+    assert status == "Photo -> Monet: downscaled from 60x120 to 32x64 (max side 64) before translating."
 
 
 def test_directions_by_label_or_key(loaded, tmp_path):

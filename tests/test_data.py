@@ -415,15 +415,15 @@ def test_preprocess_modes():
     assert out.shape == (3, 32, 32)
     assert float(out[0, -1, 0] - out[0, 0, 0]) > 1.8  # squashed to a square: the whole gradient
 
-    out = Preprocess(32, 32, "scale_width", flip=False)(tall, rng)
+    out = Preprocess(32, 32, "scale_width_and_crop", flip=False)(tall, rng)
     assert out.shape == (3, 32, 32)
     assert 0.7 < float(out[0, -1, 0] - out[0, 0, 0]) < 1.3  # width to 32 keeps the aspect: half the height
 
-    wide = Preprocess(48, 32, "scale_width", flip=False)(vertical_gradient(80, 40), rng)
+    wide = Preprocess(48, 32, "scale_width_and_crop", flip=False)(vertical_gradient(80, 40), rng)
     assert wide.shape == (3, 32, 32)  # 48x24 is too short to crop: the height is raised to 32
 
     out = Preprocess(286, 256, "none", flip=False)(vertical_gradient(41, 38), rng)
-    assert out.shape == (3, 36, 40)  # no crop; sides rounded down to multiples of 4
+    assert out.shape == (3, 40, 40)  # no crop; sides rounded to the nearest multiple of 4, as the original does
 
     assert Preprocess(36, 32, "resize_and_crop")(Image.new("RGB", (5, 300)), rng).shape == (3, 32, 32)
 

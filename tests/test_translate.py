@@ -315,3 +315,16 @@ def test_max_side_without_downscale_is_an_error(tiny_generator):
 def test_clear_errors(tiny_generator, images, message):
     with pytest.raises(ValueError, match=message):
         translate(tiny_generator, images)
+
+
+def test_tensor_input_honours_max_side(tiny_generator):
+    batch = torch.rand(2, 3, 40, 100) * 2 - 1
+    assert translate(tiny_generator, batch, max_side=50).shape == (2, 3, 20, 50)
+    with pytest.raises(ValueError, match="max_side=50"):
+        translate(tiny_generator, batch, max_side=50, downscale=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5])
+def test_bad_batch_size_is_a_clear_error(tiny_generator, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        translate(tiny_generator, Image.new("RGB", (8, 8)), batch_size=batch_size)
