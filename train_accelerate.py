@@ -84,6 +84,11 @@ def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, 
         dataset=cfg.dataset or f"{cfg.dataset_a} + {cfg.dataset_b}",
         train_sizes=run["train_sizes"],
         samples_image="samples.png",
+        samples_source=(
+            f"held out from training (the `{run['eval_split']}` split)"
+            if run["eval_split"] != cfg.split
+            else f"from the training split: the dataset has no `{cfg.eval_split}` split"
+        ),
         metrics=run["metrics"],
         metrics_notes=f"Computed on the `{run['eval_split']}` split." if run["metrics"] else None,
         hyperparameters={k: v for k, v in dataclasses.asdict(cfg).items() if v is not None and "hub" not in k},
