@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import ExifTags, Image
 
@@ -148,14 +149,19 @@ def test_examples_are_small_held_out_images_with_a_direction(loaded):
     assert (app.EXAMPLES / "SOURCES.md").is_file()
 
 
-def test_embedded_model():
-    if not (app.EMBEDDED_MODEL / "config.json").is_file():
-        pytest.skip("demo_model/config.json not added yet")
-    model = app.load_model(str(app.EMBEDDED_MODEL))
-    assert {model.domain_a, model.domain_b} == {"photo", "monet"}
+def test_embedded_model_loads_offline_and_translates():
+    """The committed demo model: fp16 files in the repo, float32 once loaded, no network (conftest)."""
+    from safetensors import safe_open
+
+    with safe_open(str(app.EMBEDDED_MODEL / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(key).dtype for key in weights.keys()} == {torch.float16}
+    model = app.load_model(None)  # no --model, no CYCLEGAN_MODEL: the embedded folder
+    assert (model.domain_a, model.domain_b) == ("photo", "monet")
+    assert model.discriminator_a is None and next(model.parameters()).dtype == torch.float32
     file, direction = app.example_rows()[0]
     output, status = app.translate_image(file, direction)
     assert output.size == Image.open(file).size and status.startswith(direction)
+    assert np.abs(np.asarray(output, np.float32) - np.asarray(Image.open(file).convert("RGB"), np.float32)).mean() > 5
 
 
 # --- the real server -------------------------------------------------------------------------
