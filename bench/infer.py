@@ -1,0 +1,89 @@
+"""Generator inference: plain fp32 eager (the baseline) against torch.compile, each in its own process.
+
+Cases: 256x256 batch 1, 512x512 batch 1, 256x256 batch 8, plus `translate()` end to end on a
+PIL image. Reports the median of --runs timed runs after warm-up, images/s, FLOPs, GFLOP/s,
+peak memory, and for compiled variants the max abs difference from eager on the same input.
+
+    python bench/infer.py                      # the paper's 9-block generator
+    python bench/infer.py --cases 256x1 --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from common import count_flops, result, run_in_child, time_runs
+
+VARIANTS = ("eager", "compile")
+
+
+def build(variant: str, side: int, batch: int):
+    from cyclegan_hub import ResnetGenerator
+
+    torch.manual_seed(0)
+    generator = ResnetGenerator().eval()
+    images = torch.rand(batch, 3, side, side) * 2 - 1
+    fast = torch.compile(generator) if variant == "compile" else generator
+    return generator, fast, images
+
+
+def measure(variant: str, case: str, runs: int) -> dict:
+    if case == "translate":
+        import numpy as np
+        from PIL import Image
+
+        from cyclegan_hub import translate
+
+        generator, _, _ = build("eager", 256, 1)
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+        with torch.inference_mode():
+            flops = count_flops(lambda: generator(torch.zeros(1, 3, 256, 256)))
+        return result("translate (PIL 256 px, eager)", time_runs(lambda: translate(generator, image), 2, runs), flops, 1, case=case)
+    side, batch = map(int, case.split("x"))
+    generator, fast, images = build(variant, side, batch)
+    with torch.inference_mode():
+        flops = count_flops(lambda: generator(images))
+        times = time_runs(lambda: fast(images), 2, runs)
+        difference = (fast(images) - generator(images)).abs().max().item() if variant != "eager" else 0.0
+    return result(variant, times, flops, batch, case=case, max_abs_diff_vs_eager=difference)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["256x1", "512x1", "256x8", "translate"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--output", default=str(Path(__file__).with_name("infer.json")))
+    parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child:
+        print(json.dumps(measure(*args._child, args.runs)))
+        return
+
+    rows = []
+    for case in args.cases:
+        for variant in args.variants if case != "translate" else ["eager"]:
+            rows.append(run_in_child(__file__, ["--runs", str(args.runs), "--_child", variant, case]))
+            row = rows[-1]
+            print(
+                f"{case:>9} {row['variant']:>30}: {row['median_s']:.3f} s  {row['images_per_s']:.2f} img/s  "
+                f"{row['gflop']:.1f} GFLOP  {row['gflop_per_s']:.0f} GFLOP/s  peak {row['peak_rss_gib']:.2f} GiB  "
+                f"diff {row.get('max_abs_diff_vs_eager', 0):.1e}",
+                flush=True,
+            )
+    ratios = {}
+    for case in args.cases:
+        by_variant = {row["variant"]: row for row in rows if row["case"] == case}
+        if {"eager", "compile"} <= by_variant.keys():
+            ratios[case] = by_variant["eager"]["median_s"] / by_variant["compile"]["median_s"]
+    summary = "compile vs eager speed-up: " + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in ratios.items())
+    print(summary)
+    Path(args.output).write_text(json.dumps({"rows": rows, "speedup_compile_over_eager": ratios, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
