@@ -5,7 +5,9 @@
     python app.py --max_side 512 --concurrency 2 --host 0.0.0.0 --port 7860 --share
 
 Images longer than --max_side (env CYCLEGAN_MAX_SIDE, default 1024) on a side are downscaled
-first, and the status line says so; otherwise the output has exactly the input's size.
+first, and the status line says so; otherwise the output has exactly the input's size. The
+generators are compiled (torch.compile, one graph for every size) and warmed up at start-up;
+`--no_compile` or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager.
 
 API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet",
 "Monet -> Photo": the model's domain names, title-cased) or "a2b" / "b2a".
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -44,8 +47,11 @@ directions: dict[str, str] = {}  # UI label -> "a2b" / "b2a"
 max_side = 1024
 
 
-def load_model(source: str | None = None, max_side_: int = 1024) -> CycleGAN:
-    """Load the weights once: `source` (Hub id or folder), else $CYCLEGAN_MODEL, else demo_model/."""
+def load_model(source: str | None = None, max_side_: int = 1024, fast: bool = False) -> CycleGAN:
+    """Load the weights once: `source` (Hub id or folder), else $CYCLEGAN_MODEL, else demo_model/.
+
+    With `fast`, both generators are compiled and warmed up now, so no request pays the compile.
+    """
     global model, directions, max_side
     source = source or os.environ.get("CYCLEGAN_MODEL") or str(EMBEDDED_MODEL)
     if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
@@ -60,6 +66,10 @@ def load_model(source: str | None = None, max_side_: int = 1024) -> CycleGAN:
     except Exception as error:  # a wrong id, no network, files that don't match: say which model failed
         where = "" if os.path.isdir(source) else " (not a local folder, so it was looked up on the Hub)"
         raise SystemExit(f"Could not load the CycleGAN model {source!r}{where}: {error}") from error
+    if fast:
+        started = time.perf_counter()
+        model.enable_fast_inference()
+        print(f"Compiled the generators in {time.perf_counter() - started:.0f} s (falls back to eager if unavailable).")
     a, b = model.domain_a.title(), model.domain_b.title()
     directions = {f"{a} -> {b}": "a2b", f"{b} -> {a}": "b2a"}
     max_side = max_side_
@@ -155,10 +165,12 @@ def main():
     parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--no_compile", action="store_true", default=os.environ.get("CYCLEGAN_COMPILE") == "0",
+                        help="translate eagerly: skip the torch.compile warm-up at start (also CYCLEGAN_COMPILE=0)")
     args = parser.parse_args()
     if args.max_side < 8:
         parser.error("--max_side must be at least 8")
-    load_model(args.model, args.max_side)
+    load_model(args.model, args.max_side, fast=not args.no_compile)
     concurrency = args.concurrency or (2 if torch.cuda.is_available() else 1)
     build_demo(concurrency).launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 

@@ -10,7 +10,9 @@ A repo or folder holds:
 from __future__ import annotations
 
 import torch
+from PIL import Image
 
+from .fast import CompiledGenerator
 from .hub import WEIGHTS_FILE, HubModule
 from .networks import PatchDiscriminator, ResnetGenerator
 from .translate import translate
@@ -46,6 +48,7 @@ class CycleGAN(HubModule):
         self.discriminator_config = dict(discriminator or {})
         self.generator_ab = ResnetGenerator(**self.generator_config)
         self.generator_ba = ResnetGenerator(**self.generator_config)
+        self._fast: dict[str, CompiledGenerator] = {}  # filled by enable_fast_inference
         self.discriminator_a: PatchDiscriminator | None = None
         self.discriminator_b: PatchDiscriminator | None = None
         # The config describes the model, not whether this instance trains.
@@ -71,15 +74,27 @@ class CycleGAN(HubModule):
         # With discriminators built, `_weight_files` lists their file too, so it is read; else never.
         return super()._from_pretrained(with_discriminators=load_discriminators, **kwargs)
 
-    def generator(self, direction: str) -> ResnetGenerator:
-        """The generator for "a2b" / "b2a" or the name of the target domain."""
+    def _direction(self, direction: str) -> str:
+        """"a2b" / "b2a" for a direction given as either or as the target domain's name."""
         if direction in ("a2b", self.domain_b):
-            return self.generator_ab
+            return "a2b"
         if direction in ("b2a", self.domain_a):
-            return self.generator_ba
+            return "b2a"
         raise ValueError(
             f"direction must be 'a2b', 'b2a', {self.domain_b!r} (A->B) or {self.domain_a!r} (B->A), got {direction!r}"
         )
+
+    def generator(self, direction: str) -> ResnetGenerator:
+        """The generator for "a2b" / "b2a" or the name of the target domain."""
+        return self.generator_ab if self._direction(direction) == "a2b" else self.generator_ba
+
+    def enable_fast_inference(self, warmup_side: int | None = 256) -> None:
+        """Make `translate` run both generators compiled (see `cyclegan_hub.fast`), and pay the
+        compile now with one warm-up image per direction of `warmup_side` pixels (None: later)."""
+        self._fast = {"a2b": CompiledGenerator(self.generator_ab), "b2a": CompiledGenerator(self.generator_ba)}
+        if warmup_side is not None:
+            for direction in self._fast:
+                self.translate(Image.new("RGB", (warmup_side, warmup_side)), direction)
 
     @property
     def directions(self) -> dict[str, str]:
@@ -88,7 +103,8 @@ class CycleGAN(HubModule):
 
     def translate(self, images, direction: str = "a2b", **kwargs):
         """Translate PIL images or a tensor; see `cyclegan_hub.translate.translate` for options."""
-        return translate(self.generator(direction), images, **kwargs)
+        fast = self._fast.get(self._direction(direction))
+        return translate(fast or self.generator(direction), images, **kwargs)
 
     def generate_model_card(self, *args, **kwargs):
         """The card `save_pretrained` / `push_to_hub` write; `model_card_kwargs` fill its template."""
