@@ -38,9 +38,13 @@ def measure(variant: str, steps: int, side: int) -> dict:
     eager_step = CycleGANStep(
         model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b, optimizer_g, optimizer_d
     )
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # counting runs a step: undo it afterwards
     flops = count_flops(lambda: eager_step(real_a, real_b))
-    times = time_runs(lambda: step(real_a, real_b), 2, steps)
-    return result(variant, times, flops, 2, side=side)  # one A and one B image per step
+    model.load_state_dict(state)
+    optimizer_g.state.clear(), optimizer_d.state.clear()
+    first_losses = step(real_a, real_b)  # from the same weights and images in every variant: comparable
+    times = time_runs(lambda: step(real_a, real_b), 1, steps)
+    return result(variant, times, flops, 2, side=side, first_step_losses=first_losses)  # one A and one B image per step
 
 
 def main():
@@ -67,7 +71,10 @@ def main():
     by_variant = {row["variant"]: row for row in rows}
     summary = "training step: " + ", ".join(f"{row['variant']} {row['median_s']:.2f} s" for row in rows)
     if {"eager", "compile"} <= by_variant.keys():
-        summary += f"; compile/eager speed-up {by_variant['eager']['median_s'] / by_variant['compile']['median_s']:.2f}x"
+        eager, compiled = by_variant["eager"], by_variant["compile"]
+        difference = max(abs(eager["first_step_losses"][k] - compiled["first_step_losses"][k]) for k in eager["first_step_losses"])
+        summary += f"; compile/eager speed-up {eager['median_s'] / compiled['median_s']:.2f}x"
+        summary += f"; first-step losses differ by at most {difference:.1e}"
     print(summary)
     Path(args.output).write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
 
