@@ -94,6 +94,7 @@ class CycleGAN(HubModule):
         self._fast = {"a2b": CompiledGenerator(self.generator_ab), "b2a": CompiledGenerator(self.generator_ba)}
         if warmup_side is not None:
             for direction in self._fast:
+                # A PIL image, the way requests come: a tensor warm-up left the first real request to recompile.
                 self.translate(Image.new("RGB", (warmup_side, warmup_side)), direction)
 
     @property
@@ -103,8 +104,8 @@ class CycleGAN(HubModule):
 
     def translate(self, images, direction: str = "a2b", **kwargs):
         """Translate PIL images or a tensor; see `cyclegan_hub.translate.translate` for options."""
-        fast = self._fast.get(self._direction(direction))
-        return translate(fast or self.generator(direction), images, **kwargs)
+        generator = self._fast.get(self._direction(direction)) or self.generator(direction)
+        return translate(generator, images, **kwargs)
 
     def generate_model_card(self, *args, **kwargs):
         """The card `save_pretrained` / `push_to_hub` write; `model_card_kwargs` fill its template."""
