@@ -29,7 +29,7 @@ from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
-from cyclegan_hub.training import CycleGANStep, linear_decay
+from cyclegan_hub.training import CycleGANStep, adam, linear_decay
 
 logger = get_logger(__name__)
 
@@ -54,10 +54,6 @@ def build_model(cfg: TrainConfig, resume_path: Path | None) -> CycleGAN:
         discriminator=cfg.discriminator_kwargs(),
         with_discriminators=True,
     )
-
-
-def adam(modules, cfg: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam([p for m in modules for p in m.parameters()], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
@@ -134,8 +130,8 @@ def main(cfg: TrainConfig) -> Path:
 
     # Networks and optimizers: one Adam for G and F, one for D_X and D_Y (section 4).
     model = build_model(cfg, resume_path)
-    optimizer_g = adam([model.generator_ab, model.generator_ba], cfg)
-    optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg)
+    optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, cfg.beta2))
+    optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg.lr, (cfg.beta1, cfg.beta2))
     nets = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     if cfg.compile:
         nets = [torch.compile(net) for net in nets]
