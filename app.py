@@ -8,6 +8,8 @@ Images longer than --max_side (env CYCLEGAN_MAX_SIDE, default 1024) on a side ar
 first, and the status line says so; otherwise the output has exactly the input's size. The
 generators are compiled (torch.compile, one graph for every size) and warmed up at start-up;
 `--no_compile` or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager.
+`--bf16` or CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster where the hardware
+has native bf16 (this AVX512-BF16 CPU, GPUs), outputs about 1 level in 255 off on average.
 
 API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet",
 "Monet -> Photo": the model's domain names, title-cased) or "a2b" / "b2a".
@@ -47,10 +49,11 @@ directions: dict[str, str] = {}  # UI label -> "a2b" / "b2a"
 max_side = 1024
 
 
-def load_model(source: str | None = None, max_side_: int = 1024, fast: bool = False) -> CycleGAN:
+def load_model(source: str | None = None, max_side_: int = 1024, fast: bool = False, bf16: bool = False) -> CycleGAN:
     """Load the weights once: `source` (Hub id or folder), else $CYCLEGAN_MODEL, else demo_model/.
 
-    With `fast`, both generators are compiled and warmed up now, so no request pays the compile.
+    With `fast`, both generators are compiled and warmed up now, so no request pays the compile;
+    `bf16` adds bfloat16 autocast to them (see `cyclegan_hub.fast`).
     """
     global model, directions, max_side
     source = source or os.environ.get("CYCLEGAN_MODEL") or str(EMBEDDED_MODEL)
@@ -68,8 +71,9 @@ def load_model(source: str | None = None, max_side_: int = 1024, fast: bool = Fa
         raise SystemExit(f"Could not load the CycleGAN model {source!r}{where}: {error}") from error
     if fast:
         started = time.perf_counter()
-        model.enable_fast_inference()
-        print(f"Compiled the generators in {time.perf_counter() - started:.0f} s (falls back to eager if unavailable).")
+        model.enable_fast_inference(bf16=bf16)
+        precision = "bf16 autocast" if bf16 else "fp32"
+        print(f"Compiled the generators ({precision}) in {time.perf_counter() - started:.0f} s (falls back to eager if unavailable).")
     a, b = model.domain_a.title(), model.domain_b.title()
     directions = {f"{a} -> {b}": "a2b", f"{b} -> {a}": "b2a"}
     max_side = max_side_
@@ -167,10 +171,15 @@ def main():
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--no_compile", action="store_true", default=os.environ.get("CYCLEGAN_COMPILE") == "0",
                         help="translate eagerly: skip the torch.compile warm-up at start (also CYCLEGAN_COMPILE=0)")
+    parser.add_argument("--bf16", action="store_true", default=os.environ.get("CYCLEGAN_BF16") == "1",
+                        help="compiled generators under bfloat16 autocast: ~2x faster on CPUs with native bf16 and on "
+                             "GPUs, outputs ~1/255 off on average (also CYCLEGAN_BF16=1)")
     args = parser.parse_args()
     if args.max_side < 8:
         parser.error("--max_side must be at least 8")
-    load_model(args.model, args.max_side, fast=not args.no_compile)
+    if args.bf16 and args.no_compile:
+        parser.error("--bf16 is part of the compiled path: drop --no_compile (or CYCLEGAN_COMPILE=0)")
+    load_model(args.model, args.max_side, fast=not args.no_compile, bf16=args.bf16)
     concurrency = args.concurrency or (2 if torch.cuda.is_available() else 1)
     build_demo(concurrency).launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 

@@ -88,10 +88,16 @@ class CycleGAN(HubModule):
         """The generator for "a2b" / "b2a" or the name of the target domain."""
         return self.generator_ab if self._direction(direction) == "a2b" else self.generator_ba
 
-    def enable_fast_inference(self, warmup_side: int | None = 256) -> None:
+    def enable_fast_inference(self, warmup_side: int | None = 256, bf16: bool = False) -> None:
         """Make `translate` run both generators compiled (see `cyclegan_hub.fast`), and pay the
-        compile now with one warm-up image per direction of `warmup_side` pixels (None: later)."""
-        self._fast = {"a2b": CompiledGenerator(self.generator_ab), "b2a": CompiledGenerator(self.generator_ba)}
+        compile now with one warm-up image per direction of `warmup_side` pixels (None: later).
+
+        `bf16` adds bfloat16 autocast: about 2x faster where the hardware has native bf16, with
+        outputs about 1 level in 255 off on average."""
+        self._fast = {
+            "a2b": CompiledGenerator(self.generator_ab, bf16=bf16),
+            "b2a": CompiledGenerator(self.generator_ba, bf16=bf16),
+        }
         if warmup_side is not None:
             for direction in self._fast:
                 # A PIL image, the way requests come: a tensor warm-up left the first real request to recompile.

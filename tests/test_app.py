@@ -139,6 +139,14 @@ def test_a_folder_without_a_model_is_a_clear_start_up_error(tmp_path):
         app.load_model(str(tmp_path))
 
 
+def test_bf16_without_the_compiled_path_is_refused_at_start_up():
+    result = subprocess.run(
+        [sys.executable, "app.py", "--bf16", "--no_compile"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "--bf16 is part of the compiled path: drop --no_compile" in result.stderr
+
+
 def test_examples_are_small_held_out_images_with_a_direction(loaded):
     rows = app.example_rows()
     assert [Path(file).name.split("_")[0] for file, _ in rows] == ["photo", "photo", "monet", "monet"]

@@ -24,18 +24,37 @@ def test_fast_inference_matches_eager_at_every_size(make_cyclegan):
     assert not model._fast["b2a"].fallen_back
 
 
-def test_a_failing_compiler_falls_back_to_eager_with_a_warning(make_cyclegan):
-    def broken_backend(graph, example_inputs):
-        raise RuntimeError("no C++ compiler on this machine")
+@pytest.mark.slow
+def test_bf16_fast_inference_is_close_to_fp32_and_returns_fp32(make_cyclegan):
+    model = make_cyclegan()
+    images = torch.rand(2, 3, 36, 52, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = model.translate(images, "a2b")
+    model.enable_fast_inference(warmup_side=32, bf16=True)
+    assert model._fast["a2b"].bf16 and not model._fast["a2b"].fallen_back
+    output = model.translate(images, "a2b")
+    assert output.dtype == torch.float32 and output.shape == expected.shape
+    difference = (output - expected).abs()
+    assert 0 < difference.max() < 0.1 and difference.mean() < 0.01  # bf16 rounding: ~8 and ~1 levels in 255
 
+
+def broken_backend(graph, example_inputs):
+    raise RuntimeError("no C++ compiler on this machine")
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_failing_compiler_falls_back_to_eager_with_a_warning(make_cyclegan, bf16):
     generator = make_cyclegan().generator_ab
-    fast = CompiledGenerator(generator, backend=broken_backend)
+    fast = CompiledGenerator(generator, backend=broken_backend, bf16=bf16)
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     with pytest.warns(UserWarning, match="translating eagerly"):
         output = fast(images)
-    assert fast.fallen_back
+    assert fast.fallen_back and output.dtype == torch.float32
     with torch.no_grad():
-        assert torch.equal(output, generator(images))
+        expected = generator(images)
+    if bf16:  # the fallback keeps the autocast
+        assert 0 < (output - expected).abs().max() < 0.1
+    else:
+        assert torch.equal(output, expected)
 
 
 def test_enable_fast_inference_is_not_saved(make_cyclegan, tmp_path):
