@@ -1,4 +1,4 @@
-"""What the benchmarks share: one process per variant, FLOP counting, peak memory, the report."""
+"""What the benchmarks share: one process per variant, the device, FLOP counting, peak memory, the report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def count_flops(run) -> int:
     """FLOPs of one call of `run` (forward and, if it runs one, backward), counted by torch."""
     with FlopCounterMode(display=False) as counter:
@@ -25,10 +28,17 @@ def time_runs(run, warmup: int, runs: int) -> list[float]:
         run()
     times = []
     for _ in range(runs):
+        synchronize()
         started = time.perf_counter()
         run()
+        synchronize()  # GPU work is asynchronous: time it to completion
         times.append(time.perf_counter() - started)
     return times
+
+
+def synchronize() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def peak_rss_gib() -> float:
@@ -48,8 +58,16 @@ def result(name: str, times: list[float], flops: int, images_per_run: int, **ext
         peak_rss_gib=peak_rss_gib(),
         torch=torch.__version__,
         threads=torch.get_num_threads(),
+        **gpu_report(),
         **extra,
     )
+
+
+def gpu_report() -> dict:
+    """The GPU model and its peak allocated memory, when the run used one."""
+    if not torch.cuda.is_initialized():
+        return {}
+    return dict(gpu=torch.cuda.get_device_name(), peak_gpu_gib=torch.cuda.max_memory_allocated() / 2**30)
 
 
 def run_in_child(script: str, args: list[str]) -> dict:

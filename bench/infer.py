@@ -1,8 +1,12 @@
-"""Generator inference: plain fp32 eager (the baseline) against torch.compile, each in its own process.
+"""Generator inference: plain fp32 eager (the baseline) against the fast paths, each in its own process.
 
-Cases: 256x256 batch 1, 512x512 batch 1, 256x256 batch 8, plus `CycleGAN.translate()` end to end on a
-PIL image. Reports the median of --runs timed runs after warm-up, images/s, FLOPs, GFLOP/s,
-peak memory, and for compiled variants the max abs difference from eager on the same input.
+Variants: eager (the baseline: our `ResnetGenerator`, fp32, `torch.inference_mode`); compile
+(`cyclegan_hub.fast.CompiledGenerator`: torch.compile with dynamic shapes, fp32, the app's default
+path); bf16 (the same under bfloat16 autocast: `--bf16` in the app). Cases: 256x256 batch 1,
+512x512 batch 1, 256x256 batch 8, and `CycleGAN.translate()` end to end on a 256 px PIL image.
+Reports the median of --runs timed runs after warm-up, images/s, FLOPs, GFLOP/s, peak memory
+(and the GPU model and its peak memory), and the fast variants' max abs difference from eager on
+the same input.
 
     python bench/infer.py                      # the paper's 9-block generator
     python bench/infer.py --cases 256x1 --runs 10
@@ -16,18 +20,20 @@ from pathlib import Path
 
 import torch
 
-from common import count_flops, result, run_in_child, time_runs
+from common import DEVICE, count_flops, result, run_in_child, time_runs
 
-VARIANTS = ("eager", "compile")
+VARIANTS = ("eager", "compile", "bf16")
 
 
 def build(variant: str, side: int, batch: int):
+    """(the eager generator, the variant's callable, the input images)."""
     from cyclegan_hub import ResnetGenerator
+    from cyclegan_hub.fast import CompiledGenerator
 
     torch.manual_seed(0)
-    generator = ResnetGenerator().eval()
-    images = torch.rand(batch, 3, side, side) * 2 - 1
-    fast = torch.compile(generator) if variant == "compile" else generator
+    generator = ResnetGenerator().eval().to(DEVICE)
+    images = torch.rand(batch, 3, side, side, device=DEVICE) * 2 - 1
+    fast = generator if variant == "eager" else CompiledGenerator(generator, bf16=variant == "bf16")
     return generator, fast, images
 
 
@@ -39,13 +45,13 @@ def measure(variant: str, case: str, runs: int) -> dict:
         from cyclegan_hub import CycleGAN
 
         torch.manual_seed(0)
-        model = CycleGAN().eval()
+        model = CycleGAN().eval().to(DEVICE)
         image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
         with torch.inference_mode():
-            flops = count_flops(lambda: model.generator_ab(torch.zeros(1, 3, 256, 256)))
+            flops = count_flops(lambda: model.generator_ab(torch.zeros(1, 3, 256, 256, device=DEVICE)))
         expected = np.asarray(model.translate(image), np.int16)
-        if variant == "compile":
-            model.enable_fast_inference()
+        if variant != "eager":
+            model.enable_fast_inference(bf16=variant == "bf16")
         difference = int(np.abs(np.asarray(model.translate(image), np.int16) - expected).max())
         times = time_runs(lambda: model.translate(image), 2, runs)
         return result(variant, times, flops, 1, case=case, max_abs_diff_vs_eager=difference, units="8-bit levels")
@@ -81,14 +87,18 @@ def main():
                 f"diff {row.get('max_abs_diff_vs_eager', 0):.1e}",
                 flush=True,
             )
-    ratios = {}
+    speedups = {}  # variant -> case -> eager time / variant time, both from this run
     for case in args.cases:
         by_variant = {row["variant"]: row for row in rows if row["case"] == case}
-        if {"eager", "compile"} <= by_variant.keys():
-            ratios[case] = by_variant["eager"]["median_s"] / by_variant["compile"]["median_s"]
-    summary = "compile vs eager speed-up: " + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in ratios.items())
+        for variant, row in by_variant.items():
+            if variant != "eager" and "eager" in by_variant:
+                speedups.setdefault(variant, {})[case] = by_variant["eager"]["median_s"] / row["median_s"]
+    summary = "; ".join(
+        f"{variant} vs eager speed-up: " + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in ratios.items())
+        for variant, ratios in speedups.items()
+    )
     print(summary)
-    Path(args.output).write_text(json.dumps({"rows": rows, "speedup_compile_over_eager": ratios, "summary": summary}, indent=2))
+    Path(args.output).write_text(json.dumps({"rows": rows, "speedup_over_eager": speedups, "summary": summary}, indent=2))
 
 
 if __name__ == "__main__":
