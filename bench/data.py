@@ -2,6 +2,8 @@
 
 Compares what the DataLoader delivers with what a training step consumes (2 images per sample,
 one per domain). Each worker count runs in its own process, so they don't skew each other.
+Throughput is also given in output megapixels/s; there is no FLOP count, as decoding and resizing
+run inside Pillow and libjpeg, where torch's counter cannot see.
 
     python demo_model/prepare_split.py ../shared/data/monet2photo /tmp/monet_photo_split
     python bench/data.py --dataset /tmp/monet_photo_split --workers 0 1 2 --step_seconds 5.47
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import torch
+
+from common import run_in_child
 
 
 def measure(dataset_path: str, workers: int, samples: int, load_size: int, crop_size: int) -> dict:
@@ -31,7 +34,12 @@ def measure(dataset_path: str, workers: int, samples: int, load_size: int, crop_
         if count == samples:
             break
     seconds = time.perf_counter() - started
-    return {"workers": workers, "samples": count, "images_per_s": 2 * count / seconds}
+    return {
+        "workers": workers,
+        "samples": count,
+        "images_per_s": 2 * count / seconds,
+        "output_megapixels_per_s": 2 * count * crop_size**2 / seconds / 1e6,
+    }
 
 
 def main():
@@ -42,23 +50,21 @@ def main():
     parser.add_argument("--load_size", type=int, default=286)
     parser.add_argument("--crop_size", type=int, default=256)
     parser.add_argument("--step_seconds", type=float, help="measured seconds per training step of the run to compare with")
-    parser.add_argument("--output", default="bench/data.json")
+    parser.add_argument("--output", default=str(Path(__file__).with_name("data.json")))
     parser.add_argument("--_child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child is not None:
         print(json.dumps(measure(args.dataset, args._child, args.samples, args.load_size, args.crop_size)))
         return
-    rows = []
-    for workers in args.workers:
-        command = [sys.executable, __file__, "--dataset", args.dataset, "--samples", str(args.samples),
-                   "--load_size", str(args.load_size), "--crop_size", str(args.crop_size), "--_child", str(workers)]
-        rows.append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+    options = ["--dataset", args.dataset, "--samples", str(args.samples), "--load_size", str(args.load_size),
+               "--crop_size", str(args.crop_size)]
+    rows = [run_in_child(__file__, [*options, "--_child", str(workers)]) for workers in args.workers]
     consumed = 2 / args.step_seconds if args.step_seconds else None
-    print(f"{'workers':>8} {'images/s':>10} {'x training need':>16}")
+    print(f"{'workers':>8} {'images/s':>10} {'MPixel/s':>10} {'x training need':>16}")
     for row in rows:
         ratio = row["images_per_s"] / consumed if consumed else float("nan")
         row["ratio_to_training"] = ratio
-        print(f"{row['workers']:>8} {row['images_per_s']:>10.1f} {ratio:>16.1f}")
+        print(f"{row['workers']:>8} {row['images_per_s']:>10.1f} {row['output_megapixels_per_s']:>10.1f} {ratio:>16.1f}")
     best = max(rows, key=lambda row: row["images_per_s"])
     summary = f"data pipeline: {best['images_per_s']:.1f} images/s with {best['workers']} workers"
     if consumed:
