@@ -48,6 +48,11 @@ class TrainConfig(DataOptions):
     batch_size: int = option(1, "images per domain per step and per process")
     seed: int | None = option(None, "random seed; with it a single-process CPU run is reproducible")
     compile: bool = option(False, "torch.compile the networks (faster steps after a one-off compile)")
+    cpu_threads: int | None = option(
+        None,
+        "torch threads per process when training on the CPU (default: the machine's cores shared among its "
+        "processes, in place of the OMP_NUM_THREADS=1 that `accelerate launch` sets)",
+    )
     # run plumbing
     output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go")
     checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps")
@@ -86,7 +91,7 @@ class TrainConfig(DataOptions):
             problems.append("--streaming needs --max_steps: a stream has no known length")
         if self.push_to_hub and not self.hub_model_id:
             problems.append("--push_to_hub needs --hub_model_id (e.g. org/cyclegan-monet)")
-        for name, least in (("checkpoints_total_limit", 1), ("eval_steps", 1), ("eval_max_images", 2), ("push_steps", 1)):
+        for name, least in (("checkpoints_total_limit", 1), ("eval_steps", 1), ("eval_max_images", 2), ("push_steps", 1), ("cpu_threads", 1)):
             if getattr(self, name) is not None and getattr(self, name) < least:
                 problems.append(f"--{name} must be >= {least}, got {getattr(self, name)}")
         if not (self.dataset or self.dataset_a or self.dataset_b):

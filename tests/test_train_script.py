@@ -24,7 +24,8 @@ from safetensors.torch import load_file
 import helpers
 from cyclegan_hub import CycleGAN
 
-TINY = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32", "--num_workers", "0"]
+TINY_NETS = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32", "--num_workers", "0"]
+TINY = [*TINY_NETS, "--cpu_threads", "1"]  # networks this small run fastest on one thread
 TIMEOUT = 300
 CHECKPOINT_FILES = {
     "trainer_state.json",
@@ -109,9 +110,12 @@ LAYOUT_ARGS = {
 @pytest.mark.parametrize("layout", ["a", "b", "c", "d"])
 def test_trains_on_every_layout(layouts, env, tmp_path, layout):
     out = tmp_path / "run"
+    # Layout (a) runs with the default thread count: every core, whatever OMP_NUM_THREADS says
+    # (the environment sets it to 1, as `accelerate launch` does).
+    threads = len(os.sched_getaffinity(0)) if layout == "a" else 1
     args = [
         *LAYOUT_ARGS[layout](layouts),
-        *TINY,
+        *(TINY_NETS if layout == "a" else TINY),
         "--output_dir", out,
         "--domain_a", "horse",
         "--domain_b", "zebra",
@@ -133,7 +137,7 @@ def test_trains_on_every_layout(layouts, env, tmp_path, layout):
     assert json.loads((out / "train_config.json").read_text())["max_steps"] == 7
     assert_trained_model(out, "horse", "zebra", max_steps=7, ngf=8, crop_size=32, gan_mode="lsgan")
     card = (out / "model" / "README.md").read_text()
-    assert "7 steps" in card and "1 x " in card
+    assert "7 steps" in card and "1 x " in card and f"({threads} thread" in card
     # 4 A and 3 B training images in each layout but (a), which has 5 and 3
     assert ("(5 horse / 3 zebra images)" if layout == "a" else "(4 horse / 3 zebra images)") in card
     if layout == "d":  # the sample grid starts with a held-out testA image, not a training one
