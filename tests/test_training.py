@@ -164,15 +164,18 @@ def batches(count, batch_size=2, size=32, seed=0):
 
 
 @pytest.mark.parametrize(
-    "gan_mode, lambda_identity, pool_size, batch_size",
+    "gan_mode, lambda_identity, pool_size, batch_size, norm, dropout",
     [
-        ("lsgan", 0.5, 0, 2),  # no pool: the discriminators see the latest fakes
-        ("lsgan", 0.5, 2, 1),  # pool full after step 2: steps 3-5 draw from the shared `random`
-        ("lsgan", 0.5, 3, 2),  # batch larger than the free room: fill and swap in one query
-        ("vanilla", 0.0, 0, 2),  # the original's other mode, without the identity term
+        ("lsgan", 0.5, 0, 2, "instance", 0.0),  # no pool: the discriminators see the latest fakes
+        ("lsgan", 0.5, 2, 1, "instance", 0.0),  # pool full after step 2: steps 3-5 draw from the shared `random`
+        ("lsgan", 0.5, 3, 2, "instance", 0.0),  # batch larger than the free room: fill and swap in one query
+        ("vanilla", 0.0, 0, 2, "instance", 0.0),  # the original's other mode, without the identity term
+        # Running statistics and dropout masks depend on the order of the generator passes.
+        ("lsgan", 0.5, 2, 2, "batch", 0.5),
+        ("lsgan", 0.0, 0, 2, "batch", 0.5),
     ],
 )
-def test_step_matches_the_original_optimize_parameters(gan_mode, lambda_identity, pool_size, batch_size):
+def test_step_matches_the_original_optimize_parameters(gan_mode, lambda_identity, pool_size, batch_size, norm, dropout):
     """In float64, so what is compared is the algorithm and not the order of float32 rounding.
 
     Our step back-propagates the generator loss in parts, the original in one sum. In float32
@@ -180,7 +183,11 @@ def test_step_matches_the_original_optimize_parameters(gan_mode, lambda_identity
     conv biases that instance norm cancels) to a full learning-rate step.
     """
     torch.manual_seed(0)
-    model = CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True)
+    model = CycleGAN(
+        generator=dict(TINY_GENERATOR, norm=norm, dropout=dropout),
+        discriminator=dict(TINY_DISCRIMINATOR, norm=norm),
+        with_discriminators=True,
+    )
     model = model.double().train()
     reference = ReferenceCycleGAN(
         netG_A=copy.deepcopy(model.generator_ab),
@@ -214,8 +221,10 @@ def test_step_matches_the_original_optimize_parameters(gan_mode, lambda_identity
     for index, (real_a, real_b) in enumerate(batches(steps, batch_size)):
         real_a, real_b = real_a.double(), real_b.double()
         random.seed(1000 + index)  # both pools draw from Python's `random`, as the original's does
+        torch.manual_seed(index)  # and dropout masks from torch's generator
         losses = step(real_a, real_b)
         random.seed(1000 + index)
+        torch.manual_seed(index)
         reference.optimize_parameters(real_a, real_b)
 
         assert set(losses) == set(LOSS_NAMES)
