@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import time
 from datetime import timedelta
@@ -30,6 +29,7 @@ from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
+from cyclegan_hub.threads import cpu_threads_per_process
 from cyclegan_hub.training import CycleGANStep, adam, linear_decay
 
 logger = get_logger(__name__)
@@ -96,18 +96,6 @@ def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, 
     if cfg.push_to_hub:  # the folder as saved (dtype, card, samples) in one commit
         repo_id = create_repo(cfg.hub_model_id, private=cfg.hub_private, exist_ok=True).repo_id
         upload_folder(repo_id=repo_id, folder_path=target, commit_message=f"cyclegan-hub: step {run['step']}")
-
-
-def cpu_threads_per_process(requested: int | None) -> int:
-    """`requested`, else this machine's cores shared among its training processes.
-
-    `accelerate launch` exports OMP_NUM_THREADS=1 to CPU runs unless given
-    --num_cpu_threads_per_process, which halves the speed of a single process on 2 cores.
-    """
-    if requested:
-        return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 def main(cfg: TrainConfig) -> Path:

@@ -50,8 +50,8 @@ class TrainConfig(DataOptions):
     compile: bool = option(False, "torch.compile the networks (faster steps after a one-off compile)")
     cpu_threads: int | None = option(
         None,
-        "torch threads per process when training on the CPU (default: the machine's cores shared among its "
-        "processes, in place of the OMP_NUM_THREADS=1 that `accelerate launch` sets)",
+        "torch threads per process when training on the CPU (default: OMP_NUM_THREADS if above 1, else the "
+        "machine's physical cores shared among its processes; `accelerate launch` sets OMP_NUM_THREADS=1)",
     )
     # run plumbing
     output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go")

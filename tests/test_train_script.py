@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 import helpers
 from cyclegan_hub import CycleGAN
+from cyclegan_hub.threads import cpu_threads_per_process
 
 TINY_NETS = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32", "--num_workers", "0"]
 TINY = [*TINY_NETS, "--cpu_threads", "1"]  # networks this small run fastest on one thread
@@ -108,11 +109,12 @@ LAYOUT_ARGS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["a", "b", "c", "d"])
-def test_trains_on_every_layout(layouts, env, tmp_path, layout):
+def test_trains_on_every_layout(layouts, env, tmp_path, layout, monkeypatch):
     out = tmp_path / "run"
-    # Layout (a) runs with the default thread count: every core, whatever OMP_NUM_THREADS says
-    # (the environment sets it to 1, as `accelerate launch` does).
-    threads = len(os.sched_getaffinity(0)) if layout == "a" else 1
+    # Layout (a) runs with the default thread count, in place of the OMP_NUM_THREADS=1 that the
+    # environment sets, as `accelerate launch` does; the others with --cpu_threads 1.
+    monkeypatch.setenv("OMP_NUM_THREADS", env["OMP_NUM_THREADS"])
+    threads = cpu_threads_per_process() if layout == "a" else 1
     args = [
         *LAYOUT_ARGS[layout](layouts),
         *(TINY_NETS if layout == "a" else TINY),

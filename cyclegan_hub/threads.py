@@ -1,0 +1,26 @@
+"""How many torch threads a CPU training process should use."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+
+def cpu_threads_per_process(requested: int | None = None) -> int:
+    """`requested`; else OMP_NUM_THREADS when it asks for more than 1; else this machine's
+    physical cores shared among its training processes (LOCAL_WORLD_SIZE, set by torchrun).
+
+    `accelerate launch` exports OMP_NUM_THREADS=1 to CPU runs unless given
+    `--num_cpu_threads_per_process N` (then it exports N), and one thread halves the speed of a
+    single process on two cores. A 1 there is its default, not a choice: `requested` states one.
+    """
+    if requested:
+        return requested
+    exported = os.environ.get("OMP_NUM_THREADS", "")
+    if exported.isdigit() and int(exported) > 1:
+        return int(exported)
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+        cores = min(cores, len(os.sched_getaffinity(0)))
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
