@@ -8,8 +8,8 @@ Images longer than --max_side (env CYCLEGAN_MAX_SIDE, default 1024) on a side ar
 first, and the status line says so; otherwise the output has exactly the input's size. The
 generators are compiled (torch.compile, one graph for every size) and warmed up at start-up;
 `--no_compile` or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager.
-`--bf16` or CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster where the hardware
-has native bf16 (this AVX512-BF16 CPU, GPUs), outputs about 1 level in 255 off on average.
+`--bf16` or CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with
+native bf16 (AVX512-BF16 or AMX), outputs about 1 level in 255 off on average.
 
 API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet",
 "Monet -> Photo": the model's domain names, title-cased) or "a2b" / "b2a".
@@ -172,8 +172,8 @@ def main():
     parser.add_argument("--no_compile", action="store_true", default=os.environ.get("CYCLEGAN_COMPILE") == "0",
                         help="translate eagerly: skip the torch.compile warm-up at start (also CYCLEGAN_COMPILE=0)")
     parser.add_argument("--bf16", action="store_true", default=os.environ.get("CYCLEGAN_BF16") == "1",
-                        help="compiled generators under bfloat16 autocast: ~2x faster on CPUs with native bf16 and on "
-                             "GPUs, outputs ~1/255 off on average (also CYCLEGAN_BF16=1)")
+                        help="compiled generators under bfloat16 autocast: ~2x faster on CPUs with native bf16, "
+                             "outputs ~1/255 off on average (also CYCLEGAN_BF16=1)")
     args = parser.parse_args()
     if args.max_side < 8:
         parser.error("--max_side must be at least 8")

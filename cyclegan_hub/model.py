@@ -92,8 +92,8 @@ class CycleGAN(HubModule):
         """Make `translate` run both generators compiled (see `cyclegan_hub.fast`), and pay the
         compile now with one warm-up image per direction of `warmup_side` pixels (None: later).
 
-        `bf16` adds bfloat16 autocast: about 2x faster where the hardware has native bf16, with
-        outputs about 1 level in 255 off on average."""
+        `bf16` adds bfloat16 autocast: about 2x faster on a CPU with native bf16, with outputs
+        about 1 level in 255 off on average."""
         self._fast = {
             "a2b": CompiledGenerator(self.generator_ab, bf16=bf16),
             "b2a": CompiledGenerator(self.generator_ba, bf16=bf16),
