@@ -41,12 +41,17 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def peak_memory() -> dict:
+    """Peak resident memory of this process so far (Linux reports KiB) and, when a GPU was used,
+    its model and peak allocated memory."""
+    memory = dict(peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    if torch.cuda.is_initialized():
+        memory.update(gpu=torch.cuda.get_device_name(), peak_gpu_gib=torch.cuda.max_memory_allocated() / 2**30)
+    return memory
 
 
-def result(name: str, times: list[float], flops: int, images_per_run: int, **extra) -> dict:
+def result(name: str, times: list[float], flops: int, images_per_run: int, memory: dict | None = None, **extra) -> dict:
+    """One variant's row; `memory` is `peak_memory()` read earlier, else now."""
     median = statistics.median(times)
     return dict(
         variant=name,
@@ -55,19 +60,11 @@ def result(name: str, times: list[float], flops: int, images_per_run: int, **ext
         images_per_s=images_per_run / median,
         gflop=flops / 1e9,
         gflop_per_s=flops / 1e9 / median,
-        peak_rss_gib=peak_rss_gib(),
         torch=torch.__version__,
         threads=torch.get_num_threads(),
-        **gpu_report(),
+        **(memory or peak_memory()),
         **extra,
     )
-
-
-def gpu_report() -> dict:
-    """The GPU model and its peak allocated memory, when the run used one."""
-    if not torch.cuda.is_initialized():
-        return {}
-    return dict(gpu=torch.cuda.get_device_name(), peak_gpu_gib=torch.cuda.max_memory_allocated() / 2**30)
 
 
 def run_in_child(script: str, args: list[str]) -> dict:
