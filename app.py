@@ -40,8 +40,8 @@ from cyclegan_hub.images import to_rgb
 from cyclegan_hub.translate import fit_max_side
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
-EXAMPLES = EMBEDDED_MODEL / "examples"
-MAX_UPLOAD_PIXELS = 100_000_000  # ~300 MB as RGB; Pillow's own bomb check stops at 179 megapixels  # <source domain>_<name>.jpg, see SOURCES.md there
+EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
+MAX_UPLOAD_PIXELS = 100_000_000  # ~300 MB as RGB; Pillow's own bomb check stops at 179 megapixels
 
 # Set once by load_model(), read by every request.
 model: CycleGAN | None = None

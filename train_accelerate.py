@@ -223,9 +223,11 @@ def main(cfg: TrainConfig) -> Path:
 
 def run_summary(cfg: TrainConfig, accelerator: Accelerator, dataset, step: int, seconds: float) -> dict:
     """What the model card says about the run: data sizes, steps, hardware, time."""
-    threads = torch.get_num_threads()
-    cpu = f"{platform.processor() or 'CPU'} ({threads} thread{'s' * (threads != 1)})"
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name()
+    else:
+        threads = torch.get_num_threads()
+        device = f"{platform.processor() or 'CPU'} ({threads} thread{'s' * (threads != 1)})"
     sized = hasattr(dataset, "__len__")
     epochs = f"{step * cfg.batch_size * accelerator.num_processes / len(dataset):.1f} epochs" if sized else "streamed"
     return dict(
