@@ -24,9 +24,11 @@ from huggingface_hub import create_repo, upload_folder
 from tqdm.auto import tqdm
 
 from cyclegan_hub import CycleGAN
+from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.checkpoints import CheckpointError, load_checkpoint, read_state, resolve_resume, save_checkpoint
 from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
+from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
 from cyclegan_hub.threads import cpu_threads_per_process
@@ -125,6 +127,9 @@ def main(cfg: TrainConfig) -> Path:
         shuffle=not cfg.streaming,
         num_workers=min(cfg.num_workers, getattr(dataset, "max_workers", cfg.num_workers)),
         drop_last=True,  # instance norm and the pool want full batches
+        # Its own generator: each new iterator draws a seed, which must not come from the global
+        # stream that DiffAugment draws from, or a resumed run would see other augmentations.
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     held_out_limit = cfg.eval_max_images if cfg.eval_steps else cfg.num_sample_images
     *held_out, eval_split = held_out_images(cfg.data_options(), cfg.eval_split, held_out_limit)
@@ -147,16 +152,20 @@ def main(cfg: TrainConfig) -> Path:
         lambda_cyc=cfg.lambda_cyc,
         lambda_identity=cfg.lambda_identity,
         pool_size=cfg.pool_size,
+        augment=diff_augment if cfg.diffaugment else None,
         accelerator=accelerator,
     )
     pools = {"pool_a": train_step.pool_a, "pool_b": train_step.pool_b}
+    # What the run samples, evaluates and saves: the generators' moving average if asked, else the generators.
+    ema = GeneratorEMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    published = ema.model if ema else model
 
     if not cfg.streaming and len(loader) == 0:  # else the loop below would never end
         raise DatasetLayoutError(f"{len(dataset)} images give no full batch of {cfg.batch_size} per process")
     total_steps, constant_steps = schedule(cfg, None if cfg.streaming else len(loader))
     step, epoch, seconds_before = 0, 0, 0.0
     if resume_path is not None:
-        state = load_checkpoint(accelerator, resume_path, pools)
+        state = load_checkpoint(accelerator, resume_path, pools, ema)
         step, epoch, seconds_before = state["step"], state["epoch"], state["seconds"]
         logger.info(f"resumed from {resume_path} at step {step}, epoch {epoch}", main_process_only=True)
 
@@ -184,6 +193,8 @@ def main(cfg: TrainConfig) -> Path:
                 group["lr"] = lr
             # 2) one CycleGAN update: G and F against frozen D_X, D_Y, then D_X, D_Y on pooled fakes
             losses = train_step(batch["a"], batch["b"])
+            if ema:
+                ema.update(model)
             skipped_images += int(batch["skipped"].sum())
             step += 1
             progress.update(1)
@@ -194,19 +205,19 @@ def main(cfg: TrainConfig) -> Path:
                 accelerator.log({**losses, "lr": lr, "epoch": epoch, "images_per_s": rate, "skipped_images": skipped_images}, step=step)
                 progress.set_postfix(loss_g=f"{losses['loss_g']:.3f}", img_s=f"{rate:.1f}")
             if step % cfg.sample_steps == 0 and accelerator.is_main_process:
-                grid = sample_grid(model.generator_ab, model.generator_ba, *samples)
+                grid = sample_grid(published.generator_ab, published.generator_ba, *samples)
                 grid.save(output_dir / "samples" / f"step-{step:07d}.png")
                 log_sample_grid(accelerator, grid, step)
             if cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps) and accelerator.is_main_process:
-                metrics = evaluate(model, held_out, cfg)
+                metrics = evaluate(published, held_out, cfg)
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
             if step % cfg.checkpointing_steps == 0 or step == total_steps:
                 seconds = seconds_before + time.time() - started
                 state = {"step": step, "epoch": epoch, "seed": cfg.seed, "seconds": seconds, "model_config": model._hub_mixin_config}
-                save_checkpoint(accelerator, output_dir, state, pools, cfg.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, state, pools, cfg.checkpoints_total_limit, ema)
             if accelerator.is_main_process and (step == total_steps or cfg.push_steps and step % cfg.push_steps == 0):
                 run = run_summary(cfg, accelerator, dataset, step, seconds_before + time.time() - started)
-                save_model(model, output_dir / "model", cfg, samples, {**run, "metrics": metrics, "eval_split": eval_split})
+                save_model(published, output_dir / "model", cfg, samples, {**run, "metrics": metrics, "eval_split": eval_split})
             if step >= total_steps:
                 break
         if cfg.streaming and step == step_at_epoch_start:  # else the loop would never end

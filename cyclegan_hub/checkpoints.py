@@ -1,7 +1,8 @@
 """Resumable training checkpoints that survive a kill at any moment.
 
 A checkpoint is `output_dir/checkpoint-<step>/`: Accelerate's state (weights as safetensors,
-optimizers, RNG states of every process), each process's image pools as safetensors, and
+optimizers, RNG states of every process), each process's image pools as safetensors, the
+generators' moving average when the run keeps one (`ema.safetensors`), and
 `trainer_state.json` (step, epoch, the model's config). It is written under a temporary name and renamed when
 complete, so the newest `checkpoint-*` folder is always whole. Nothing is unpickled on load
 beyond what `torch.load(weights_only=True)` allows.
@@ -20,6 +21,7 @@ from .image_pool import ImagePool
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+EMA_FILE = "ema.safetensors"
 
 
 class CheckpointError(ValueError):
@@ -48,8 +50,10 @@ def resolve_resume(output_dir: str | Path, resume_from_checkpoint: str | None) -
     return path
 
 
-def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, ImagePool], total_limit=None) -> Path:
-    """Write checkpoint-<state["step"]> atomically; every process must call this. Returns the final path."""
+def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, ImagePool], total_limit=None, ema=None) -> Path:
+    """Write checkpoint-<state["step"]> atomically; every process must call this. Returns the final path.
+
+    `ema`: the run's `GeneratorEMA`, if any (the same on every process, so rank 0 writes it)."""
     step = state["step"]
     output_dir = Path(output_dir)
     final = output_dir / f"checkpoint-{step}"
@@ -63,6 +67,8 @@ def save_checkpoint(accelerator, output_dir, state: dict, pools: dict[str, Image
     save_file(tensors, str(temporary / f"image_pools_{accelerator.process_index}.safetensors"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if ema is not None:
+            save_file({key: value.contiguous() for key, value in ema.state_dict().items()}, str(temporary / EMA_FILE))
         (temporary / STATE_FILE).write_text(json.dumps(state))
         if final.exists():
             shutil.rmtree(final)
@@ -79,9 +85,13 @@ def read_state(path: Path) -> dict:
     return json.loads((Path(path) / STATE_FILE).read_text())
 
 
-def load_checkpoint(accelerator, path: Path, pools: dict[str, ImagePool]) -> dict:
-    """Restore Accelerate's state and this process's pools; return the trainer state."""
+def load_checkpoint(accelerator, path: Path, pools: dict[str, ImagePool], ema=None) -> dict:
+    """Restore Accelerate's state, this process's pools and the moving average; return the trainer state."""
     accelerator.load_state(str(path))
+    if ema is not None:
+        if not (path / EMA_FILE).is_file():
+            raise CheckpointError(f"{path} holds no moving average ({EMA_FILE}): resume it without --ema_decay")
+        ema.load_state_dict(load_file(str(path / EMA_FILE), device=str(accelerator.device)))
     pool_file = path / f"image_pools_{accelerator.process_index}.safetensors"
     if pool_file.exists():  # a run resumed on more processes than it was saved with starts those pools empty
         tensors = load_file(str(pool_file))

@@ -14,7 +14,7 @@ from .cli import add_flags, option
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
-from .networks import NORMS
+from .networks import DOWNSAMPLES, NORMS, UPSAMPLES
 
 
 @dataclass
@@ -34,11 +34,21 @@ class TrainConfig(DataOptions):
     n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)")
     norm: str = option("instance", "normalisation layer", NORMS)
     dropout: float = option(0.0, "dropout in the generator's residual blocks")
+    upsample: str = option(
+        "transpose", "generator upsampling: the paper's transposed convs, nearest resize + conv, or blur + conv", UPSAMPLES
+    )
+    downsample: str = option("stride", "downsampling in G and D: strided convs, or stride-1 conv + blur-pool", DOWNSAMPLES)
     # the recipe
     gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
     lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
     lambda_identity: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 turns it off)")
     pool_size: int = option(50, "history of generated images shown to the discriminators")
+    diffaugment: bool = option(
+        False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"
+    )
+    ema_decay: float | None = option(
+        None, "keep an exponential moving average of the generators' weights (e.g. 0.999) and save it as the model"
+    )
     lr: float = option(2e-4, "Adam learning rate")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
@@ -83,6 +93,8 @@ class TrainConfig(DataOptions):
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.lr <= 0:
             problems.append(f"--lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"--max_steps must be >= 1, got {self.max_steps}")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
@@ -103,10 +115,13 @@ class TrainConfig(DataOptions):
         return DataOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DataOptions)})
 
     def generator_kwargs(self) -> dict:
-        return dict(ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm, dropout=self.dropout)
+        return dict(
+            ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm, dropout=self.dropout,
+            upsample=self.upsample, downsample=self.downsample,
+        )
 
     def discriminator_kwargs(self) -> dict:
-        return dict(ndf=self.ndf, norm=self.norm)
+        return dict(ndf=self.ndf, norm=self.norm, downsample=self.downsample)
 
 
 def build_parser() -> argparse.ArgumentParser:

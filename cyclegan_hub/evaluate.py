@@ -312,6 +312,41 @@ def distance(
     )
 
 
+# Frequencies (as fractions of height, width) where a stride-2 or stride-4 layer paints its
+# checkerboard: periods of 2 and 4 pixels along each axis and both.
+CHECKERBOARD_FREQUENCIES = ((1 / 2, 0), (0, 1 / 2), (1 / 2, 1 / 2), (1 / 4, 0), (0, 1 / 4), (1 / 4, 1 / 4))
+# Each peak is compared with the spectrum two bins away in the 8 directions.
+CHECKERBOARD_NEIGHBOURS = tuple((dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if (dy, dx) != (0, 0))
+
+
+def periodic_peak_ratio(image: Image.Image) -> float:
+    """How much the grey image's spectrum stands out at the checkerboard frequencies.
+
+    |FFT2| of the grey image with its mean removed; at each of `CHECKERBOARD_FREQUENCIES`, the
+    magnitude divided by the median magnitude of its 8 neighbours two bins away; the mean of the six.
+    """
+    grey = np.asarray(to_rgb(image).convert("L"), dtype=np.float64)
+    spectrum = np.abs(np.fft.fft2(grey - grey.mean()))
+    height, width = spectrum.shape
+    ratios = []
+    for fy, fx in CHECKERBOARD_FREQUENCIES:
+        y, x = round(fy * height), round(fx * width)
+        neighbours = [spectrum[(y + dy) % height, (x + dx) % width] for dy, dx in CHECKERBOARD_NEIGHBOURS]
+        ratios.append(spectrum[y, x] / max(float(np.median(neighbours)), 1e-12))
+    return float(np.mean(ratios))
+
+
+def checkerboard_index(outputs: Sequence[Image.Image], inputs: Sequence[Image.Image]) -> float:
+    """Periodic pattern a translation adds: median over images of peak ratio(output) / peak ratio(input).
+
+    1.0 means the outputs have no more energy at the 2- and 4-pixel periods than their inputs;
+    a transposed-conv checkerboard shows as 2 or more.
+    """
+    if len(outputs) != len(inputs) or not outputs:
+        raise ValueError(f"need as many outputs as inputs, at least one; got {len(outputs)} and {len(inputs)}")
+    return float(np.median([periodic_peak_ratio(out) / periodic_peak_ratio(inp) for out, inp in zip(outputs, inputs)]))
+
+
 def prepare_images(images: Sequence[Image.Image], max_images: int | None = None, image_size: int | None = None):
     """The first `max_images` images as 8-bit RGB, resized to image_size x image_size (bicubic,
     as the original CycleGAN's test-time preprocessing) when `image_size` is given."""
@@ -403,6 +438,8 @@ def evaluate_translation(
         metrics = distance(x, y, **settings)
         result[f"fid_{name}"], result[f"kid_{name}"] = metrics["fid"], metrics["kid"]
         result[f"kid_{name}_std"] = metrics["kid_std"]
+    result["checkerboard_a2b"] = checkerboard_index(translated_b, images_a)
+    result["checkerboard_b2a"] = checkerboard_index(translated_a, images_b)
     result.update(num_a=len(images_a), num_b=len(images_b))
     result["protocol"] = describe_protocol(
         len(images_a),

@@ -7,6 +7,8 @@ arXiv 1703.10593, appendix 7.2. Same layers and parameter counts as the original
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .hub import HubModule
@@ -14,6 +16,13 @@ from .hub import HubModule
 NORMS = ("instance", "batch", "none")
 PADDINGS = ("reflect", "replicate", "zeros")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
+# How the generator doubles its resolution: the paper's transposed convs; nearest-neighbour resize
+# then a conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"); or zero insertion
+# then a fixed blur, then a conv (anti-aliased, as in CUT, Park et al. 2020).
+UPSAMPLES = ("transpose", "resize", "antialias")
+# How G and D halve it: the paper's strided convs, or a stride-1 conv followed by a fixed blur
+# with stride 2 (Zhang 2019, "Making convolutional networks shift-invariant again", as in CUT).
+DOWNSAMPLES = ("stride", "antialias")
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -50,32 +59,85 @@ def init_weights(module: nn.Module, init_type: str = "normal", init_gain: float 
             nn.init.zeros_(layer.bias)
 
 
-class ConvNormReLU(nn.Sequential):
-    """conv -> norm -> ReLU, the paper's c7s1-k and dk units."""
+def blur_kernel(channels: int) -> torch.Tensor:
+    """The [1, 2, 1] x [1, 2, 1] / 16 low-pass filter, one copy per channel: (channels, 1, 3, 3)."""
+    taps = torch.tensor([1.0, 2.0, 1.0])
+    kernel = taps[:, None] * taps[None, :]
+    return (kernel / kernel.sum()).expand(channels, 1, 3, 3).clone()
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, norm="instance", padding_mode="zeros"):
+
+class BlurDownsample(nn.Module):
+    """Low-pass, then keep every other pixel: halves H and W without aliasing. No parameters."""
+
+    def __init__(self, channels: int):
         super().__init__()
+        self.register_buffer("kernel", blur_kernel(channels), persistent=False)  # fixed: not in the weights file
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel, stride=2, groups=self.kernel.shape[0])
+
+
+class BlurUpsample(nn.Module):
+    """Insert zeros between pixels, then the same low-pass (gain 4): doubles H and W.
+
+    Every output pixel is an average of its input neighbours with the same weights, so, unlike a
+    learned stride-2 transposed conv, it cannot paint a 2-pixel periodic pattern. No parameters.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("kernel", 4 * blur_kernel(channels), persistent=False)
+
+    def forward(self, x):
+        # One replicated row and column so the last output row / column is not half-dark; cropped after.
+        padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
+        up = F.conv_transpose2d(padded, self.kernel, stride=2, padding=1, groups=self.kernel.shape[0])
+        return up[..., :-1, :-1]
+
+
+class ConvNormReLU(nn.Sequential):
+    """conv -> norm -> ReLU, the paper's c7s1-k and dk units.
+
+    With `stride=2` and `downsample="antialias"` the conv runs at stride 1 and a `BlurDownsample`
+    follows the ReLU (CUT's order).
+    """
+
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, norm="instance", padding_mode="zeros", downsample="stride"
+    ):
+        super().__init__()
+        antialias = stride == 2 and downsample == "antialias"
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
             kernel_size,
-            stride=stride,
+            stride=1 if antialias else stride,
             padding=kernel_size // 2,
             padding_mode=padding_mode,
             bias=norm != "batch",  # batch norm's shift makes a conv bias redundant
         )
         self.norm = norm_layer(norm, out_channels)
         self.act = nn.ReLU(inplace=True)
+        if antialias:
+            self.blur = BlurDownsample(out_channels)
 
 
 class UpConvNormReLU(nn.Sequential):
-    """Fractionally strided conv (stride 1/2) -> norm -> ReLU, the paper's uk unit."""
+    """Double the resolution -> norm -> ReLU, the paper's uk unit.
 
-    def __init__(self, in_channels, out_channels, norm="instance"):
+    "transpose": a fractionally strided 3x3 conv (stride 1/2), the paper's. "resize": nearest x2
+    then a 3x3 conv. "antialias": `BlurUpsample` then a 3x3 conv. The conv is always `conv`, so
+    the paper's layout keeps the original release's weight names.
+    """
+
+    def __init__(self, in_channels, out_channels, norm="instance", upsample="transpose", padding_mode="reflect"):
         super().__init__()
-        self.conv = nn.ConvTranspose2d(
-            in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=norm != "batch"
-        )
+        bias = norm != "batch"
+        if upsample == "transpose":
+            self.conv = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=bias)
+        else:
+            self.resample = nn.Upsample(scale_factor=2, mode="nearest") if upsample == "resize" else BlurUpsample(in_channels)
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=bias)
         self.norm = norm_layer(norm, out_channels)
         self.act = nn.ReLU(inplace=True)
 
@@ -107,6 +169,8 @@ class ResnetGenerator(HubModule):
         padding: padding of the 7x7 and residual convs: "reflect" (paper), "replicate" or "zeros".
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
         init_gain: standard deviation / gain of the initialisation.
+        upsample: "transpose" (paper), "resize" or "antialias"; see `UpConvNormReLU`.
+        downsample: "stride" (paper) or "antialias"; see `ConvNormReLU`.
     """
 
     def __init__(
@@ -120,10 +184,14 @@ class ResnetGenerator(HubModule):
         padding: str = "reflect",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        upsample: str = "transpose",
+        downsample: str = "stride",
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
         _check_choice("padding", padding, PADDINGS)
+        _check_choice("upsample", upsample, UPSAMPLES)
+        _check_choice("downsample", downsample, DOWNSAMPLES)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -134,11 +202,14 @@ class ResnetGenerator(HubModule):
         self.stem = ConvNormReLU(in_channels, ngf, 7, norm=norm, padding_mode=padding)
         # The stride-2 convs pad with zeros in the original release, whatever `padding` says.
         self.down = nn.Sequential(
-            ConvNormReLU(ngf, ngf * 2, 3, stride=2, norm=norm),
-            ConvNormReLU(ngf * 2, ngf * 4, 3, stride=2, norm=norm),
+            ConvNormReLU(ngf, ngf * 2, 3, stride=2, norm=norm, downsample=downsample),
+            ConvNormReLU(ngf * 2, ngf * 4, 3, stride=2, norm=norm, downsample=downsample),
         )
         self.blocks = nn.Sequential(*[ResidualBlock(ngf * 4, norm, dropout, padding) for _ in range(n_blocks)])
-        self.up = nn.Sequential(UpConvNormReLU(ngf * 4, ngf * 2, norm), UpConvNormReLU(ngf * 2, ngf, norm))
+        self.up = nn.Sequential(
+            UpConvNormReLU(ngf * 4, ngf * 2, norm, upsample, padding),
+            UpConvNormReLU(ngf * 2, ngf, norm, upsample, padding),
+        )
         self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding)
         init_weights(self, init_type, init_gain)
 
@@ -157,6 +228,8 @@ class PatchDiscriminator(HubModule):
         norm: "instance" (paper), "batch" or "none"; never on the first layer.
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
         init_gain: standard deviation / gain of the initialisation.
+        downsample: "stride" (paper) or "antialias": each stride-2 conv runs at stride 1 and a
+            `BlurDownsample` follows its LeakyReLU (CUT's discriminator).
     """
 
     def __init__(
@@ -167,22 +240,29 @@ class PatchDiscriminator(HubModule):
         norm: str = "instance",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        downsample: str = "stride",
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
+        _check_choice("downsample", downsample, DOWNSAMPLES)
         if not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
-        bias = norm != "batch"
-        layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+        antialias = downsample == "antialias"
+
+        def halving(channels_in, channels_out, *norm_and_bias):
+            """conv(stride 2) [norm] LeakyReLU, or conv(stride 1) [norm] LeakyReLU blur."""
+            bias = norm != "batch" if norm_and_bias else True
+            conv = nn.Conv2d(channels_in, channels_out, 4, stride=1 if antialias else 2, padding=1, bias=bias)
+            return [conv, *norm_and_bias, nn.LeakyReLU(0.2, inplace=True)] + ([BlurDownsample(channels_out)] if antialias else [])
+
+        layers = halving(in_channels, ndf)
         channels = ndf
         for n in range(1, n_layers + 1):
             out = ndf * min(2**n, 8)
-            stride = 2 if n < n_layers else 1  # the last C-k layer keeps the resolution
-            layers += [
-                nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias),
-                norm_layer(norm, out),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            if n < n_layers:
+                layers += halving(channels, out, norm_layer(norm, out))
+            else:  # the last C-k layer keeps the resolution
+                layers += [nn.Conv2d(channels, out, 4, padding=1, bias=norm != "batch"), norm_layer(norm, out), nn.LeakyReLU(0.2, inplace=True)]
             channels = out
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)

@@ -8,6 +8,7 @@ backward (loss scaling), autocast and unwrapping, and works under DDP.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -67,6 +68,8 @@ class CycleGANStep:
         lambda_identity: identity loss weight as a fraction of lambda_cyc (0.5 in the paper's
             painting experiments), 0 to skip it.
         pool_size: generated-image history per discriminator, 50 in the paper.
+        augment: applied to every image a discriminator judges, real or generated, in both
+            updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
     """
 
@@ -83,6 +86,7 @@ class CycleGANStep:
         lambda_cyc: float = 10.0,
         lambda_identity: float = 0.5,
         pool_size: int = 50,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
         if gan_mode not in GAN_MODES:
@@ -94,6 +98,7 @@ class CycleGANStep:
         self.lambda_cyc, self.lambda_identity = lambda_cyc, lambda_identity
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
+        self.augment = augment or (lambda images: images)
         self.accelerator = accelerator
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -135,14 +140,14 @@ class CycleGANStep:
         with self._no_sync(G, F):
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
-                loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(fake_b), self.gan_mode)  # eq. 1
+                loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
                 loss_cycle_a = cycle_loss(F(fake_b), real_a)  # eq. 2: F(G(x)) ~ x
                 part_a = loss_gan_ab + self.lambda_cyc * loss_cycle_a
             self._backward(part_a)
         with self._no_sync(G, F, enabled=with_identity):
             with self._autocast():
                 fake_a = F(real_b)  # F(y)
-                loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(fake_a), self.gan_mode)
+                loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(self.augment(fake_a)), self.gan_mode)
                 loss_cycle_b = cycle_loss(G(fake_a), real_b)  # G(F(y)) ~ y
                 part_b = loss_gan_ba + self.lambda_cyc * loss_cycle_b
             self._backward(part_b)
@@ -161,8 +166,8 @@ class CycleGANStep:
         pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
         pooled_fake_a = self.pool_a.query(fake_a)
         with self._autocast():
-            loss_d_a = discriminator_loss(D_X(real_a), D_X(pooled_fake_a), self.gan_mode)
-            loss_d_b = discriminator_loss(D_Y(real_b), D_Y(pooled_fake_b), self.gan_mode)
+            loss_d_a = discriminator_loss(D_X(self.augment(real_a)), D_X(self.augment(pooled_fake_a)), self.gan_mode)
+            loss_d_b = discriminator_loss(D_Y(self.augment(real_b)), D_Y(self.augment(pooled_fake_b)), self.gan_mode)
         self.optimizer_d.zero_grad(set_to_none=True)
         self._backward(loss_d_a + loss_d_b)
         self.optimizer_d.step()

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from cyclegan_hub import evaluate
 from cyclegan_hub.data import DataOptions
 from cyclegan_hub.evaluate import (
+    checkerboard_index,
+    periodic_peak_ratio,
     FEATURE_DIM,
     InceptionFeatures,
     distance,
@@ -28,7 +30,7 @@ from cyclegan_hub.evaluate import (
 )
 
 TRANSLATION_KEYS = {"fid_a2b", "kid_a2b", "kid_a2b_std", "fid_b2a", "kid_b2a", "kid_b2a_std"}
-TRANSLATION_KEYS |= {"num_a", "num_b", "protocol"}
+TRANSLATION_KEYS |= {"checkerboard_a2b", "checkerboard_b2a", "num_a", "num_b", "protocol"}
 BASELINE_KEYS = {"fid_baseline", "kid_baseline", "kid_baseline_std"}
 
 
@@ -231,6 +233,40 @@ def test_inception_features_shape_determinism_and_protocol(extractor):
     large = torch.from_numpy(np.array(images[2])).permute(2, 0, 1)[None]
     theirs = np.concatenate([helper.extract_feats(small, **settings), helper.extract_feats(large, **settings)])
     np.testing.assert_allclose(features, theirs, atol=1e-4)
+
+
+# ---------------------------------------------------------------- checkerboard index
+
+
+def with_pattern(image: Image.Image, amplitude: float, period: int) -> Image.Image:
+    """`image` plus a +-amplitude grid of `period` pixels along both axes."""
+    pixels = np.asarray(image, dtype=np.float64)
+    y, x = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
+    grid = np.cos(2 * np.pi * y / period) * np.cos(2 * np.pi * x / period)
+    return Image.fromarray(np.clip(pixels + amplitude * grid[..., None], 0, 255).astype(np.uint8))
+
+
+def blurred_noise(count: int, size=(64, 48)) -> list[Image.Image]:
+    """Blurred noise: a broad spectrum with no peaks, like a photo's texture."""
+    return [image.filter(ImageFilter.GaussianBlur(1.5)) for image in noise_images(count, size)]
+
+
+def test_checkerboard_index_is_one_for_unchanged_images_and_grows_with_a_grid():
+    inputs = blurred_noise(5)
+    assert checkerboard_index(inputs, inputs) == 1.0
+    faint = checkerboard_index([with_pattern(i, 2, 2) for i in inputs], inputs)
+    strong = checkerboard_index([with_pattern(i, 12, 2) for i in inputs], inputs)
+    assert 1.5 < faint < strong
+    assert checkerboard_index([with_pattern(i, 12, 4) for i in inputs], inputs) > 3  # the 4-pixel period counts too
+    assert checkerboard_index([with_pattern(i, 12, 3) for i in inputs], inputs) < 1.5  # other periods do not
+    with pytest.raises(ValueError, match="as many outputs as inputs"):
+        checkerboard_index(inputs[:2], inputs)
+
+
+def test_periodic_peak_ratio_ignores_brightness_and_colour():
+    image = blurred_noise(1)[0]
+    brighter = Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + 20, 0, 255).astype(np.uint8))
+    assert periodic_peak_ratio(brighter) == pytest.approx(periodic_peak_ratio(image), rel=0.05)
 
 
 # ---------------------------------------------------------------- evaluate_translation and CLI

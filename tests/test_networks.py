@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from cyclegan_hub import PatchDiscriminator, ResnetGenerator
-from cyclegan_hub.networks import init_weights
+from cyclegan_hub.evaluate import periodic_peak_ratio
+from cyclegan_hub.images import tensor_to_pil
+from cyclegan_hub.networks import DOWNSAMPLES, UPSAMPLES, BlurDownsample, BlurUpsample, init_weights
 
 
 def count(module: nn.Module) -> int:
@@ -128,6 +130,96 @@ def test_discriminator_norms(norm):
     assert isinstance(disc.model[1], nn.LeakyReLU)
 
 
+# --- recipe options: upsampling and downsampling --------------------------------------------
+
+RESAMPLING = list(itertools.product(UPSAMPLES, DOWNSAMPLES))
+
+
+@pytest.mark.parametrize("upsample, downsample", RESAMPLING)
+def test_every_resampling_trains_and_keeps_the_size(upsample, downsample):
+    gen = ResnetGenerator(ngf=8, n_blocks=1, upsample=upsample, downsample=downsample).train()
+    x = torch.rand(2, 3, 36, 52) * 2 - 1
+    out = gen(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    out.square().mean().backward()
+    for name, param in gen.named_parameters():
+        if param.dim() > 1:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("upsample, downsample", RESAMPLING)
+def test_resampling_options_keep_the_parameter_count_and_add_no_weights(upsample, downsample):
+    # The blurs are fixed filters: nothing to learn and nothing in the weights file.
+    gen = ResnetGenerator(upsample=upsample, downsample=downsample)
+    assert count(gen) == 11_378_179
+    paper_keys = set(ResnetGenerator().state_dict())
+    assert set(gen.state_dict()) == paper_keys  # same names: the conv of each unit is still `conv`
+    disc = PatchDiscriminator(downsample=downsample)
+    assert count(disc) == 2_764_737
+    assert all(not name.endswith("kernel") for name in disc.state_dict())
+
+
+def test_paper_layout_is_unchanged_by_default():
+    gen = ResnetGenerator(ngf=8, n_blocks=1)
+    assert isinstance(gen.up[0].conv, nn.ConvTranspose2d) and gen.up[0].conv.stride == (2, 2)
+    assert gen.down[0].conv.stride == (2, 2)
+    assert not any(isinstance(m, (BlurDownsample, BlurUpsample, nn.Upsample)) for m in gen.modules())
+    disc = PatchDiscriminator(ndf=8)
+    assert [m.stride for m in disc.modules() if isinstance(m, nn.Conv2d)] == [(2, 2), (2, 2), (2, 2), (1, 1), (1, 1)]
+
+
+def test_antialias_layers_are_blur_pools():
+    gen = ResnetGenerator(ngf=8, n_blocks=1, upsample="antialias", downsample="antialias")
+    assert gen.down[0].conv.stride == (1, 1) and isinstance(gen.down[0].blur, BlurDownsample)
+    assert isinstance(gen.up[0].resample, BlurUpsample) and isinstance(gen.up[0].conv, nn.Conv2d)
+    resize = ResnetGenerator(ngf=8, n_blocks=1, upsample="resize")
+    assert resize.up[0].resample.mode == "nearest"
+    disc = PatchDiscriminator(ndf=8, downsample="antialias").eval()
+    assert all(m.stride == (1, 1) for m in disc.modules() if isinstance(m, nn.Conv2d))
+    assert sum(isinstance(m, BlurDownsample) for m in disc.modules()) == 3
+    with torch.no_grad():  # the same 30x30 patch logits at 256 px as the paper's
+        assert disc(torch.rand(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_blurs_keep_flat_images_flat_up_to_the_border():
+    flat = torch.full((1, 4, 10, 14), 0.3)
+    torch.testing.assert_close(BlurDownsample(4)(flat), torch.full((1, 4, 5, 7), 0.3))
+    torch.testing.assert_close(BlurUpsample(4)(flat), torch.full((1, 4, 20, 28), 0.3))
+
+
+def test_blur_upsample_interpolates_linearly():
+    row = torch.tensor([0.0, 2.0, 4.0, 8.0]).reshape(1, 1, 1, 4).expand(1, 1, 4, 4)
+    up = BlurUpsample(1)(row)[0, 0, 0]
+    torch.testing.assert_close(up, torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 8.0]))
+
+
+def test_blur_downsample_removes_the_two_pixel_period():
+    stripes = torch.tensor([1.0, -1.0]).repeat(8).reshape(1, 1, 1, 16).expand(1, 1, 16, 16)
+    assert BlurDownsample(1)(stripes).abs().max() < 1e-6  # a strided conv would alias it to a constant
+    assert stripes[..., ::2].abs().min() == 1
+
+
+def test_transposed_convs_paint_a_periodic_pattern_at_initialisation_and_the_alternatives_do_not():
+    # Smooth noise in; the output's spectrum at the 2- and 4-pixel periods against its neighbours.
+    torch.manual_seed(0)
+    smooth = nn.functional.avg_pool2d(torch.rand(1, 3, 132, 132) * 2 - 1, 5, 1)[..., :128, :128]
+    smooth = smooth / smooth.abs().max()
+    assert periodic_peak_ratio(tensor_to_pil(smooth[0])) < 1.5
+
+    def mean_peak_ratio(upsample):
+        ratios = []
+        for seed in range(4):
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                out = ResnetGenerator(ngf=16, n_blocks=2, upsample=upsample).eval()(smooth)
+            ratios.append(periodic_peak_ratio(tensor_to_pil(out[0])))
+        return sum(ratios) / len(ratios)
+
+    transpose = mean_peak_ratio("transpose")
+    assert transpose > 3 * mean_peak_ratio("resize")
+    assert transpose > 3 * mean_peak_ratio("antialias")
+
+
 # --- initialisation -------------------------------------------------------------------------
 
 
@@ -198,6 +290,8 @@ def test_init_weights_rejects_unknown_type():
         (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
         (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
         (dict(init_type="he"), r"init_type must be one of"),
+        (dict(upsample="bilinear"), r"upsample must be one of \['antialias', 'resize', 'transpose'\], got 'bilinear'"),
+        (dict(downsample="pool"), r"downsample must be one of \['antialias', 'stride'\], got 'pool'"),
     ],
 )
 def test_generator_rejects_bad_arguments(kwargs, message):
@@ -211,6 +305,7 @@ def test_generator_rejects_bad_arguments(kwargs, message):
         (dict(norm="layer"), r"norm must be one of .* got 'layer'"),
         (dict(n_layers=0), r"n_layers must be a positive integer, got 0"),
         (dict(init_type="zeros"), r"init_type must be one of"),
+        (dict(downsample="avg"), r"downsample must be one of \['antialias', 'stride'\], got 'avg'"),
     ],
 )
 def test_discriminator_rejects_bad_arguments(kwargs, message):

@@ -80,7 +80,9 @@ def assert_trained_model(output_dir: Path, domain_a: str, domain_b: str, **hyper
     """output_dir/model loads, translates, and its card names the domains and the hyperparameters."""
     model = CycleGAN.from_pretrained(output_dir / "model")
     assert (model.domain_a, model.domain_b) == (domain_a, domain_b)
-    assert model.generator_config == {"ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0}
+    assert model.generator_config == {
+        "ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, "upsample": "transpose", "downsample": "stride"
+    }
     with_d = CycleGAN.from_pretrained(output_dir / "model", load_discriminators=True)
     assert with_d.discriminator_a is not None
     out = model(torch.zeros(1, 3, 32, 32))
@@ -321,7 +323,9 @@ def kill_while_checkpointing(args, env, output_dir: Path, after_step: int) -> Pa
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
-    common = ["--dataset", layouts["d"], *TINY, "--max_steps", 8, "--seed", 1, "--pool_size", 2, "--report_to", "none"]
+    # With every recipe option: DiffAugment draws random numbers each step, the average is state too.
+    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9]
+    common = ["--dataset", layouts["d"], *TINY, *recipe, "--max_steps", 8, "--seed", 1, "--pool_size", 2, "--report_to", "none"]
 
     # A: an unbroken run.
     unbroken = tmp_path / "unbroken"
@@ -336,7 +340,7 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
     complete = checkpoints(killed)
     assert complete, "at least one checkpoint was finished before the kill"
     for name in complete:  # every checkpoint-* folder is whole: the half-written one has a temporary name
-        assert {p.name for p in (killed / name).iterdir()} == CHECKPOINT_FILES, name
+        assert {p.name for p in (killed / name).iterdir()} == CHECKPOINT_FILES | {"ema.safetensors"}, name
         assert json.loads((killed / name / "trainer_state.json").read_text())["step"] == int(name.split("-")[1])
     if half_written is not None:
         assert half_written.name.startswith(".checkpoint-") and not (half_written / "trainer_state.json").exists()
@@ -348,6 +352,7 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
     assert checkpoints(killed) >= {"checkpoint-8"}
     for name in ("model.safetensors", "discriminators.safetensors"):
         assert_same_tensors(unbroken / "model" / name, killed / "model" / name)
+    assert_saves_the_average(unbroken)
 
     # A fresh folder holding only A's step-4 checkpoint also continues to A's weights.
     copied = tmp_path / "copied"
@@ -357,6 +362,20 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
     for name in ("model.safetensors", "discriminators.safetensors"):
         assert_same_tensors(unbroken / "model" / name, copied / "model" / name)
     assert checkpoints(copied) == {"checkpoint-4", "checkpoint-8"}
+
+
+def assert_saves_the_average(output_dir: Path) -> None:
+    """The saved model holds the generators' moving average; the last checkpoint holds it and the raw weights."""
+    config = json.loads((output_dir / "model" / "config.json").read_text())
+    assert config["generator"]["upsample"] == config["generator"]["downsample"] == "antialias"
+    assert config["discriminator"]["downsample"] == "antialias"
+    saved = load_file(str(output_dir / "model" / "model.safetensors"))
+    average = load_file(str(output_dir / "checkpoint-8" / "ema.safetensors"))
+    raw = load_file(str(output_dir / "checkpoint-8" / "model.safetensors"))  # accelerate's file of generator_ab
+    assert int(average.pop("updates")) == 8
+    assert saved.keys() == average.keys()
+    assert all(torch.equal(saved[key], average[key]) for key in saved)
+    assert not torch.equal(saved["generator_ab.head.weight"], raw["head.weight"])
 
 
 # --- mistakes ----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from torch import nn
 
 from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
 from cyclegan_hub import CycleGAN
+from cyclegan_hub.augment import diff_augment
+from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.image_pool import ImagePool
 from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
 from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, linear_decay
@@ -348,6 +350,96 @@ def test_hinge_mode_trains():
         losses = step(real_a, real_b)
     assert all(math.isfinite(value) for value in losses.values())
     assert losses["loss_identity_a"] == losses["loss_identity_b"] == 0.0
+
+
+# --- DiffAugment and the moving average -------------------------------------------------------
+
+
+def tiny_pair(seed=0) -> CycleGAN:
+    torch.manual_seed(seed)
+    return CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
+
+
+def step_for(model, augment=None) -> CycleGANStep:
+    return CycleGANStep(
+        model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b,
+        adam([model.generator_ab, model.generator_ba]), adam([model.discriminator_a, model.discriminator_b]),
+        augment=augment,
+    )
+
+
+class RecordingAugment:
+    """Records which images it is given and replaces them with noise, which only D can notice."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, images):
+        self.seen.append(images.detach().clone())
+        return torch.rand_like(images) * 2 - 1 + 0 * images  # keeps the graph to `images`
+
+
+def test_augment_sees_exactly_what_the_discriminators_judge():
+    real_a, real_b = batches(1)[0]
+    plain_model, augmented_model = tiny_pair(), tiny_pair()
+    plain = step_for(plain_model)(real_a, real_b)
+    augment = RecordingAugment()
+    augmented = step_for(augmented_model, augment)(real_a, real_b)
+    # G's two adversarial inputs, then D_X's real and fake, then D_Y's real and fake.
+    assert len(augment.seen) == 6
+    assert torch.equal(augment.seen[2], real_a) and torch.equal(augment.seen[4], real_b)
+    with torch.no_grad():  # the first step's fakes come from the initial generators, the same in both pairs
+        assert torch.allclose(augment.seen[0], tiny_pair().generator_ab(real_a), atol=1e-6)
+    # The cycle and identity terms never see augmented images; the adversarial terms do.
+    for name in ("loss_cycle_a", "loss_cycle_b", "loss_identity_a", "loss_identity_b"):
+        assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
+    assert augmented["loss_gan_ab"] != pytest.approx(plain["loss_gan_ab"], rel=1e-3)
+    assert augmented["loss_d_a"] != pytest.approx(plain["loss_d_a"], rel=1e-3)
+
+
+def test_ema_follows_the_weights_with_a_warm_up():
+    model = tiny_pair()
+    ema = GeneratorEMA(model, decay=0.99)
+    initial = copy.deepcopy(ema.model.generator_ab.state_dict())
+    assert all(torch.equal(initial[k], v) for k, v in model.generator_ab.state_dict().items())
+    with torch.no_grad():
+        for p in model.generator_ab.parameters():
+            p.add_(1.0)
+    ema.update(model)  # the first update's decay is min(0.99, 2 / 11)
+    for key, value in ema.model.generator_ab.state_dict().items():
+        torch.testing.assert_close(value, initial[key] + 9 / 11)
+    for _ in range(2000):
+        ema.update(model)
+    for key, value in ema.model.generator_ab.state_dict().items():
+        torch.testing.assert_close(value, model.generator_ab.state_dict()[key], atol=1e-5, rtol=0)
+    # The discriminators are the model's own, so the averaged pair saves like a trained one.
+    assert ema.model.discriminator_a is model.discriminator_a
+    assert not any(p.requires_grad for p in ema.model.generator_ab.parameters())
+
+
+def test_ema_does_not_change_training_and_round_trips():
+    data = batches(3)
+    plain_model, tracked_model = tiny_pair(), tiny_pair()
+    # DiffAugment draws from torch's random stream every step, so any extra draw would show.
+    torch.manual_seed(1)
+    plain_step = step_for(plain_model, diff_augment)
+    for real_a, real_b in data:
+        plain_step(real_a, real_b)
+    torch.manual_seed(1)
+    tracked_step = step_for(tracked_model, diff_augment)
+    ema = GeneratorEMA(tracked_model, decay=0.9)  # builds networks: must not draw from the run's random stream
+    for real_a, real_b in data:
+        tracked_step(real_a, real_b)
+        ema.update(tracked_model)
+    for key, value in plain_model.state_dict().items():
+        assert torch.equal(value, tracked_model.state_dict()[key]), key
+    assert not torch.equal(ema.model.generator_ab.head.weight, tracked_model.generator_ab.head.weight)
+
+    restored = GeneratorEMA(tiny_pair(seed=5), decay=0.9)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 3
+    for key, value in ema.model.generator_ba.state_dict().items():
+        assert torch.equal(value, restored.model.generator_ba.state_dict()[key])
 
 
 # --- losses, by hand ---------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The recipe's network options live in config.json: a saved pair comes back with them, and
+translate, the compiled path and the ONNX export all run the same network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
+from cyclegan_hub import CycleGAN
+from cyclegan_hub.export_onnx import export_generator
+
+OPTIONS = [dict(upsample="resize"), dict(upsample="antialias", downsample="antialias")]
+
+
+def pair(options) -> CycleGAN:
+    return CycleGAN(
+        "photo", "monet", generator={**TINY_GENERATOR, **options},
+        discriminator={**TINY_DISCRIMINATOR, "downsample": options.get("downsample", "stride")}, with_discriminators=True,
+    ).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+def test_options_survive_saving_and_every_inference_path(options, tmp_path):
+    model = pair(options)
+    model.save_pretrained(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    for key, value in options.items():
+        assert config["generator"][key] == value
+    loaded = CycleGAN.from_pretrained(tmp_path / "model", load_discriminators=True)
+    assert loaded.generator_ab.up[0].resample.__class__ is model.generator_ab.up[0].resample.__class__
+    assert loaded.discriminator_config == model.discriminator_config
+    assert torch.equal(loaded.discriminator_a.model[0].weight, model.discriminator_a.model[0].weight)
+
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 62, 3), dtype=np.uint8))
+    expected = np.asarray(model.translate(picture, "monet"), dtype=np.int16)
+    assert np.array_equal(np.asarray(loaded.translate(picture, "monet"), dtype=np.int16), expected)
+    loaded.enable_fast_inference(warmup_side=32)
+    compiled = np.asarray(loaded.translate(picture, "monet"), dtype=np.int16)
+    assert np.abs(compiled - expected).max() <= 1
+
+    export_generator(loaded.generator_ab, tmp_path / "g.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    images = torch.rand(2, 3, 40, 76) * 2 - 1  # not the export's shape
+    (translated,) = session.run(None, {"images": images.numpy()})
+    with torch.inference_mode():
+        assert np.abs(translated - model.generator_ab(images).numpy()).max() < 1e-4
