@@ -142,7 +142,8 @@ def main(cfg: TrainConfig) -> Path:
     optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg.lr, (cfg.beta1, cfg.beta2))
     nets = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     if cfg.compile:
-        nets = [torch.compile(net) for net in nets]
+        for net in nets:
+            net.compile()  # in place, so the weights keep their names: checkpoints resume with or without --compile
     *nets, optimizer_g, optimizer_d, loader = accelerator.prepare(*nets, optimizer_g, optimizer_d, loader)
     train_step = CycleGANStep(
         *nets,

@@ -18,10 +18,13 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .image_pool import ImagePool
+from .model import CycleGAN
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
 EMA_FILE = "ema.safetensors"
+# Accelerate numbers the prepared models' files in the order train_accelerate.py prepares them: G, F, D_X, D_Y.
+GENERATOR_FILES = {"generator_ab": "model.safetensors", "generator_ba": "model_1.safetensors"}
 
 
 class CheckpointError(ValueError):
@@ -99,3 +102,25 @@ def load_checkpoint(accelerator, path: Path, pools: dict[str, ImagePool], ema=No
             count = sum(1 for key in tensors if key.startswith(f"{name}."))
             pool.load_state_dict({"size": pool.size, "images": [tensors[f"{name}.{i}"] for i in range(count)]})
     return read_state(path)
+
+
+def model_from_checkpoint(path: str | Path, *, averaged: bool = True) -> CycleGAN:
+    """The translating pair as it stood at a checkpoint, in eval mode.
+
+    Args:
+        path: a `checkpoint-<step>` folder.
+        averaged: take the generators' moving average when the run kept one (what the run
+            would have saved as its model); False takes the trained weights themselves.
+    """
+    path = Path(path)
+    model = CycleGAN(**read_state(path)["model_config"])
+    if averaged and (path / EMA_FILE).is_file():
+        state = load_file(str(path / EMA_FILE))
+        state.pop("updates")
+        model.load_state_dict(state)
+    else:
+        for name, filename in GENERATOR_FILES.items():
+            state = load_file(str(path / filename))
+            # Runs before in-place compiling wrapped the networks, which prefixed every name.
+            getattr(model, name).load_state_dict({key.removeprefix("_orig_mod."): value for key, value in state.items()})
+    return model.eval()

@@ -376,7 +376,10 @@ def describe_protocol(
         f"{INCEPTION_SIZE}x{INCEPTION_SIZE} by TF1-style bilinear (as StyleGAN2-ADA and torch-fidelity), "
         f"scaled to (x - 128) / 128. FID: Fréchet distance of Gaussian fits (unbiased covariances). "
         f"KID: unbiased MMD² with k(x, y) = (x·y / {FEATURE_DIM} + 1)³, mean ± std over {num_subsets} "
-        f"subsets of {subset_size} images per set, drawn without replacement."
+        f"subsets of {subset_size} images per set, drawn without replacement. "
+        f"Checkerboard index: median over images of the periodic-peak ratio of the translation over "
+        f"that of its input (|FFT2| of the grey image at the 2- and 4-pixel periods against its "
+        f"neighbours two bins away); 1 adds no periodic pattern."
         + (" Baseline: the same distances between untranslated A and real B." if baseline else "")
     )
 
@@ -464,7 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="FID and KID of a CycleGAN in both directions against held-out real images.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="Hub model id or local folder of a CycleGAN")
+    parser.add_argument(
+        "--model", required=True, help="Hub model id or local folder of a CycleGAN, or a training run's checkpoint-N folder"
+    )
+    parser.add_argument(
+        "--raw_weights", action="store_true",
+        help="for a checkpoint of a run with --ema_decay: the trained generators instead of their moving average",
+    )
     add_flags(parser, DataOptions, defaults={"split": "test"})  # the same data flags as training
     parser.add_argument("--max_images", type=int, default=None, help="use the first N images of each domain")
     parser.add_argument("--image_size", type=int, default=None, help="resize images to NxN first (e.g. 256)")
@@ -478,27 +487,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def format_table(result: dict, directions: dict[str, str]) -> str:
     """The results as an aligned text table (KID scaled by 100, as usually reported)."""
-    rows = [("direction", "FID", "KID x 100", "images")]
+    rows = [("direction", "FID", "KID x 100", "checkerboard", "images")]
     labels = {**directions, "baseline": f"untranslated ({directions['a2b']})"}
     sizes = {"a2b": (result["num_a"], result["num_b"]), "b2a": (result["num_b"], result["num_a"])}
     sizes["baseline"] = sizes["a2b"]
     for key, label in labels.items():
         if f"fid_{key}" not in result:
             continue
+        checkerboard = result.get(f"checkerboard_{key}", 1.0)  # an untranslated image adds no pattern
         rows.append(
             (
                 label,
                 f"{result[f'fid_{key}']:.2f}",
                 f"{100 * result[f'kid_{key}']:.3f} ± {100 * result[f'kid_{key}_std']:.3f}",
+                f"{checkerboard:.2f}",
                 "{} / {}".format(*sizes[key]),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse the command line, evaluate, print a table and optionally write JSON."""
+    from .checkpoints import STATE_FILE, model_from_checkpoint
     from .data import DataOptions, DatasetLayoutError, held_out_images
     from .model import CycleGAN
 
@@ -512,7 +524,10 @@ def main(argv: list[str] | None = None) -> dict:
     except (DatasetLayoutError, ValueError) as error:
         parser.error(str(error))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = CycleGAN.from_pretrained(args.model, map_location=device)
+    if os.path.isfile(os.path.join(args.model, STATE_FILE)):
+        model = model_from_checkpoint(args.model, averaged=not args.raw_weights).to(device)
+    else:
+        model = CycleGAN.from_pretrained(args.model, map_location=device)
     result = evaluate_translation(
         model,
         images_a,

@@ -22,7 +22,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import helpers
-from cyclegan_hub import CycleGAN
+from cyclegan_hub import CycleGAN, evaluate
+from cyclegan_hub.checkpoints import model_from_checkpoint
 from cyclegan_hub.threads import cpu_threads_per_process
 
 TINY_NETS = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32", "--num_workers", "0"]
@@ -273,19 +274,23 @@ def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path):
 
 
 @pytest.mark.slow
-def test_bf16_mixed_precision_on_cpu(layouts, env, tmp_path):
+def test_bf16_compiled_run_on_cpu_resumes_without_compiling(layouts, env, tmp_path):
     out = tmp_path / "run"
     launcher = accelerate_launch("--num_processes", "1", "--mixed_precision", "bf16")
     args = [
-        "--dataset", layouts["d"], *TINY, "--output_dir", out, "--max_steps", 2, "--report_to", "none", "--seed", 0,
-        "--save_dtype", "bfloat16",
+        "--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
+        "--save_dtype", "bfloat16", "--checkpointing_steps", 2,
     ]
-    run_script(args, env, launcher=launcher)
+    run_script([*args, "--max_steps", 2, "--compile"], env, launcher=launcher)  # the fast path the README gives
     assert "mixed precision bf16" in (out / "model" / "README.md").read_text()
     stored = load_file(str(out / "model" / "model.safetensors"))
     assert {tensor.dtype for tensor in stored.values()} == {torch.bfloat16}
-    model = assert_trained_model(out, "A", "B", save_dtype="bfloat16")
+    model = assert_trained_model(out, "A", "B", save_dtype="bfloat16", compile=True)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    # Compiling does not rename the checkpoint's weights, so the run continues uncompiled.
+    assert set(load_file(str(out / "checkpoint-2" / "model.safetensors"))) == set(model.generator_ab.state_dict())
+    run_script([*args, "--max_steps", 4, "--resume_from_checkpoint", "latest"], env, launcher=launcher)
+    assert checkpoints(out) == {"checkpoint-2", "checkpoint-4"}
 
 
 # --- kill, resume ------------------------------------------------------------------------------
@@ -353,6 +358,11 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
     for name in ("model.safetensors", "discriminators.safetensors"):
         assert_same_tensors(unbroken / "model" / name, killed / "model" / name)
     assert_saves_the_average(unbroken)
+    results = {
+        flags: evaluate.main(["--model", str(unbroken / "checkpoint-8"), "--dataset", str(layouts["d"]), "--num_subsets", "3", *flags])
+        for flags in ((), ("--raw_weights",))
+    }
+    assert results[()]["kid_a2b"] != results[("--raw_weights",)]["kid_a2b"]  # two different pairs were scored
 
     # A fresh folder holding only A's step-4 checkpoint also continues to A's weights.
     copied = tmp_path / "copied"
@@ -376,6 +386,11 @@ def assert_saves_the_average(output_dir: Path) -> None:
     assert saved.keys() == average.keys()
     assert all(torch.equal(saved[key], average[key]) for key in saved)
     assert not torch.equal(saved["generator_ab.head.weight"], raw["head.weight"])
+    # A checkpoint loads as the pair it would have saved, or as its trained weights.
+    averaged = model_from_checkpoint(output_dir / "checkpoint-8")
+    assert all(torch.equal(value, saved[key]) for key, value in averaged.state_dict().items())
+    trained = model_from_checkpoint(output_dir / "checkpoint-8", averaged=False)
+    assert torch.equal(trained.generator_ab.head.weight, raw["head.weight"])
 
 
 # --- mistakes ----------------------------------------------------------------------------------
