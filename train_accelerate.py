@@ -49,12 +49,15 @@ def run_seed(accelerator: Accelerator, cfg: TrainConfig, resume_path: Path | Non
 def build_model(cfg: TrainConfig, resume_path: Path | None) -> CycleGAN:
     """A fresh pair with discriminators; on resume, the architecture comes from the checkpoint."""
     if resume_path is not None:
-        return CycleGAN(**read_state(resume_path)["model_config"], with_discriminators=True)
+        config = read_state(resume_path)["model_config"]
+        config.setdefault("training_resolution", cfg.training_resolution())  # checkpoints from before the field
+        return CycleGAN(**config, with_discriminators=True)
     return CycleGAN(
         cfg.domain_a,
         cfg.domain_b,
         generator=cfg.generator_kwargs(),
         discriminator=cfg.discriminator_kwargs(),
+        training_resolution=cfg.training_resolution(),
         with_discriminators=True,
     )
 

@@ -120,6 +120,10 @@ class TrainConfig(DataOptions):
             upsample=self.upsample, downsample=self.downsample,
         )
 
+    def training_resolution(self) -> int | None:
+        """The shorter side images have when the networks see them (before cropping), if known."""
+        return self.load_size if self.preprocess == "resize_and_crop" else None
+
     def discriminator_kwargs(self) -> dict:
         return dict(ndf=self.ndf, norm=self.norm, downsample=self.downsample)
 

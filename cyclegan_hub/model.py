@@ -18,6 +18,7 @@ from .networks import PatchDiscriminator, ResnetGenerator
 from .translate import translate
 
 DISCRIMINATORS_FILE = "discriminators.safetensors"
+SCALES = ("input", "training")
 
 
 class CycleGAN(HubModule):
@@ -28,6 +29,9 @@ class CycleGAN(HubModule):
         domain_b: name of domain B, e.g. "monet".
         generator: keyword arguments of both `ResnetGenerator`s.
         discriminator: keyword arguments of both `PatchDiscriminator`s.
+        training_resolution: shorter side, in pixels, of the images the generators learned from
+            (after resizing, before cropping); `translate(..., scale="training")` works at it.
+            None when unknown.
         with_discriminators: build the discriminators now (for training). Not stored in the
             config: a loaded model has none unless `load_discriminators=True`.
     """
@@ -38,12 +42,16 @@ class CycleGAN(HubModule):
         domain_b: str = "B",
         generator: dict | None = None,
         discriminator: dict | None = None,
+        training_resolution: int | None = None,
         with_discriminators: bool = False,
     ):
         super().__init__()
         if not domain_a or not domain_b or domain_a == domain_b:
             raise ValueError(f"domain names must be two different non-empty strings, got {domain_a!r}, {domain_b!r}")
+        if training_resolution is not None and (not isinstance(training_resolution, int) or training_resolution < 1):
+            raise ValueError(f"training_resolution must be a positive integer or None, got {training_resolution!r}")
         self.domain_a, self.domain_b = domain_a, domain_b
+        self.training_resolution = training_resolution
         self.generator_config = dict(generator or {})
         self.discriminator_config = dict(discriminator or {})
         self.generator_ab = ResnetGenerator(**self.generator_config)
@@ -108,8 +116,19 @@ class CycleGAN(HubModule):
         """Human labels of the two directions, e.g. {"a2b": "photo -> monet", ...}."""
         return {"a2b": f"{self.domain_a} -> {self.domain_b}", "b2a": f"{self.domain_b} -> {self.domain_a}"}
 
-    def translate(self, images, direction: str = "a2b", **kwargs):
-        """Translate PIL images or a tensor; see `cyclegan_hub.translate.translate` for options."""
+    def translate(self, images, direction: str = "a2b", *, scale: str = "input", **kwargs):
+        """Translate PIL images or a tensor; see `cyclegan_hub.translate.translate` for options.
+
+        `scale="input"` translates at the size given; `scale="training"` at the model's training
+        resolution (an image with a longer short side is downscaled to it, translated, and the
+        result upscaled back), so strokes and textures come out at the size the model learned.
+        """
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if scale == "training":
+            if self.training_resolution is None:
+                raise ValueError("this model's config.json has no training_resolution: use scale='input'")
+            kwargs["short_side"] = self.training_resolution
         generator = self._fast.get(self._direction(direction)) or self.generator(direction)
         return translate(generator, images, **kwargs)
 

@@ -51,6 +51,24 @@ def fit_max_side_tensor(batch: torch.Tensor, max_side: int | None, downscale: bo
     return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def fit_short_side(image: Image.Image, short_side: int | None) -> Image.Image:
+    """Downscale (Lanczos) so the shorter side is `short_side`; smaller images are left as they are."""
+    if short_side is None or min(image.size) <= short_side:
+        return image
+    scale = short_side / min(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+
+
+def fit_short_side_tensor(batch: torch.Tensor, short_side: int | None) -> torch.Tensor:
+    """`fit_short_side` for a (B, C, H, W) batch (antialiased bilinear)."""
+    height, width = batch.shape[-2:]
+    if short_side is None or min(height, width) <= short_side:
+        return batch
+    scale = short_side / min(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
 def pad_to_multiple(batch: torch.Tensor, multiple: int = SIDE_MULTIPLE, min_side: int = MIN_SIDE) -> torch.Tensor:
     """Pad (B, C, H, W) on the bottom/right to sides divisible by `multiple` and at least `min_side`.
 
@@ -109,6 +127,7 @@ def translate(
     max_side: int | None = None,
     downscale: bool = True,
     batch_size: int = 8,
+    short_side: int | None = None,
 ) -> Image.Image | list[Image.Image] | torch.Tensor:
     """Translate images with `generator`.
 
@@ -119,6 +138,9 @@ def translate(
         max_side: bound on the longest side; larger images (PIL or tensor) are downscaled to it.
         downscale: when False, an image beyond max_side is an error instead.
         batch_size: most images of one size sent through the network at once.
+        short_side: the scale to translate at: an image whose shorter side is longer is
+            downscaled to it for the generator, and the output is upscaled (bicubic) back to
+            the image's size. A generator paints strokes at the scale it was trained on.
 
     Returns:
         The same kind as the input: a PIL image, a list of PIL images, or a tensor.
@@ -126,9 +148,14 @@ def translate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     in_channels = next(generator.parameters()).shape[1]
+    if short_side is not None and (not isinstance(short_side, int) or short_side < MIN_SIDE):
+        raise ValueError(f"short_side must be an integer >= {MIN_SIDE}, got {short_side!r}")
     if isinstance(images, torch.Tensor):
         batch = fit_max_side_tensor(_check_tensor(images, in_channels), max_side, downscale)
-        outputs = torch.cat([run_generator(generator, chunk) for chunk in batch.split(batch_size)])
+        working = fit_short_side_tensor(batch, short_side)
+        outputs = torch.cat([run_generator(generator, chunk) for chunk in working.split(batch_size)])
+        if working.shape != batch.shape:
+            outputs = F.interpolate(outputs, size=batch.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
         return outputs if images.dim() == 4 else outputs[0]
     single = isinstance(images, Image.Image)
     image_list = [images] if single else images
@@ -142,15 +169,17 @@ def translate(
             prepared.append(fit_max_side(to_rgb(image), max_side, downscale))
         except ValueError as error:
             raise ValueError(f"image {index}: {error}") from None
+    working = [fit_short_side(image, short_side) for image in prepared]
     # Group same-size images so each group is one forward pass.
     by_size = defaultdict(list)
-    for index, image in enumerate(prepared):
+    for index, image in enumerate(working):
         by_size[image.size].append(index)
     results: list[Image.Image | None] = [None] * len(prepared)
     for indices in by_size.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            batch = torch.stack([pil_to_tensor(prepared[i]) for i in chunk])
+            batch = torch.stack([pil_to_tensor(working[i]) for i in chunk])
             for i, output in zip(chunk, run_generator(generator, batch)):
-                results[i] = tensor_to_pil(output)
+                translated = tensor_to_pil(output)
+                results[i] = translated if translated.size == prepared[i].size else translated.resize(prepared[i].size, Image.Resampling.BICUBIC)
     return results[0] if single else results

@@ -328,3 +328,41 @@ def test_tensor_input_honours_max_side(tiny_generator):
 def test_bad_batch_size_is_a_clear_error(tiny_generator, batch_size):
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         translate(tiny_generator, Image.new("RGB", (8, 8)), batch_size=batch_size)
+
+
+# --- the scale to translate at -----------------------------------------------------------------
+
+
+def test_short_side_translates_downscaled_and_returns_the_input_size(tiny_generator):
+    big = gradient_image(120, 80)
+    out = translate(tiny_generator, big, short_side=40)
+    assert out.size == (120, 80)
+    by_hand = translate(tiny_generator, big.resize((60, 40), Image.Resampling.LANCZOS)).resize((120, 80), Image.Resampling.BICUBIC)
+    assert np.array_equal(pixels(out), pixels(by_hand))
+    assert not np.array_equal(pixels(out), pixels(translate(tiny_generator, big)))
+    small = gradient_image(30, 50)  # already at or below the scale: translated as it is
+    assert np.array_equal(pixels(translate(tiny_generator, small, short_side=40)), pixels(translate(tiny_generator, small)))
+
+
+def test_short_side_on_tensors_keeps_the_shape(tiny_generator):
+    batch = torch.rand(2, 3, 48, 64) * 2 - 1
+    out = translate(tiny_generator, batch, short_side=24)
+    assert out.shape == batch.shape and out.abs().max() <= 1
+    assert not torch.allclose(out, translate(tiny_generator, batch))
+    with pytest.raises(ValueError, match="short_side must be an integer >= 8"):
+        translate(tiny_generator, batch, short_side=4)
+
+
+def test_scale_training_uses_the_models_training_resolution(make_cyclegan, tmp_path):
+    model = make_cyclegan(training_resolution=40)
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path)
+    assert loaded.training_resolution == 40
+    big = gradient_image(100, 60)
+    expected = translate(model.generator_ab, big, short_side=40)
+    assert np.array_equal(pixels(loaded.translate(big, "monet", scale="training")), pixels(expected))
+    assert np.array_equal(pixels(loaded.translate(big, "monet")), pixels(translate(model.generator_ab, big)))
+    with pytest.raises(ValueError, match="scale must be one of"):
+        loaded.translate(big, "monet", scale="paper")
+    with pytest.raises(ValueError, match="no training_resolution"):
+        make_cyclegan().translate(big, "monet", scale="training")
