@@ -21,6 +21,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise ValueError(f"expected a PIL image, got {type(image).__name__}")
     if image.width == 0 or image.height == 0:
         raise ValueError(f"image has 0 pixels ({image.width}x{image.height})")
+    image.load()  # decode now: a lazily opened file that is truncated fails here, not deep inside a caller
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode == "RGB":

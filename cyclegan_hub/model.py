@@ -9,6 +9,8 @@ A repo or folder holds:
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from PIL import Image
 
@@ -19,6 +21,18 @@ from .translate import translate
 
 DISCRIMINATORS_FILE = "discriminators.safetensors"
 SCALES = ("input", "training")
+
+
+def check_settings(name: str, settings, network: type) -> None:
+    """`settings` must be None or a dict of `network`'s keyword arguments."""
+    if settings is None:
+        return
+    known = set(inspect.signature(network.__init__).parameters) - {"self"}
+    if not isinstance(settings, dict):
+        raise ValueError(f"{name} must be a dict of {network.__name__} settings, got {settings!r}")
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{name} has unknown settings {unknown}; {network.__name__} takes {sorted(known)}")
 
 
 class CycleGAN(HubModule):
@@ -46,15 +60,20 @@ class CycleGAN(HubModule):
         with_discriminators: bool = False,
     ):
         super().__init__()
-        if not domain_a or not domain_b or domain_a == domain_b:
+        if not isinstance(domain_a, str) or not isinstance(domain_b, str) or not domain_a or not domain_b or domain_a == domain_b:
             raise ValueError(f"domain names must be two different non-empty strings, got {domain_a!r}, {domain_b!r}")
+        for name, settings, network in (("generator", generator, ResnetGenerator), ("discriminator", discriminator, PatchDiscriminator)):
+            check_settings(name, settings, network)
         if training_resolution is not None and (not isinstance(training_resolution, int) or training_resolution < 1):
             raise ValueError(f"training_resolution must be a positive integer or None, got {training_resolution!r}")
         self.domain_a, self.domain_b = domain_a, domain_b
         self.training_resolution = training_resolution
         self.generator_config = dict(generator or {})
         self.discriminator_config = dict(discriminator or {})
-        self.generator_ab = ResnetGenerator(**self.generator_config)
+        try:
+            self.generator_ab = ResnetGenerator(**self.generator_config)
+        except ValueError as error:
+            raise ValueError(f"generator: {error}") from None
         self.generator_ba = ResnetGenerator(**self.generator_config)
         self._fast: dict[str, CompiledGenerator] = {}  # filled by enable_fast_inference
         self.discriminator_a: PatchDiscriminator | None = None
@@ -66,7 +85,10 @@ class CycleGAN(HubModule):
 
     def add_discriminators(self) -> None:
         """Create freshly initialised D_X (judges domain A) and D_Y (judges domain B)."""
-        self.discriminator_a = PatchDiscriminator(**self.discriminator_config)
+        try:
+            self.discriminator_a = PatchDiscriminator(**self.discriminator_config)
+        except ValueError as error:
+            raise ValueError(f"discriminator: {error}") from None
         self.discriminator_b = PatchDiscriminator(**self.discriminator_config)
         self.discriminator_a.to(next(self.generator_ab.parameters()).device)
         self.discriminator_b.to(next(self.generator_ab.parameters()).device)

@@ -169,6 +169,8 @@ def translate(
             prepared.append(fit_max_side(to_rgb(image), max_side, downscale))
         except ValueError as error:
             raise ValueError(f"image {index}: {error}") from None
+        except OSError as error:  # Pillow decodes lazily: a truncated or corrupt file fails here
+            raise ValueError(f"image {index}: the file is incomplete or damaged ({error})") from None
     working = [fit_short_side(image, short_side) for image in prepared]
     # Group same-size images so each group is one forward pass.
     by_size = defaultdict(list)

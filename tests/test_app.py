@@ -265,7 +265,7 @@ def test_browser_upload_translate_and_error(server, tmp_path):
             page.wait_for_function(f"() => {{ const i = {output_image}; return i && i.complete && i.naturalWidth > 0 }}")
             assert page.evaluate(f"() => [{output_image}.naturalWidth, {output_image}.naturalHeight]") == [201, 123]
             assert page.get_by_label("Status").input_value() == "Monet -> Photo: 201x123."
-            page.screenshot(path="/tmp/app_screenshot.png", full_page=True)
+            page.screenshot(path=str(tmp_path / "app_screenshot.png"), full_page=True)
 
             page.locator("table").get_by_text("Photo -> Monet").first.click()  # an example photo
             page.get_by_role("button", name="Translate").click()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import time
 
 import pytest
 import torch
-from huggingface_hub.errors import LocalEntryNotFoundError
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -263,13 +264,50 @@ def test_inference_loading_reads_no_discriminator_file(make_cyclegan, tmp_path, 
     loaded = CycleGAN.from_pretrained("org/name", cache_dir=cache_dir)
     assert_same_outputs(outputs(loaded), outputs(model)[:2])
 
-    with pytest.raises(LocalEntryNotFoundError):
+    with pytest.raises(OSError, match="discriminators.safetensors|Hub cache has no copy"):
         CycleGAN.from_pretrained("org/name", cache_dir=cache_dir, load_discriminators=True)
 
 
-def test_unknown_hub_id_offline(tmp_path):
-    with pytest.raises(LocalEntryNotFoundError):
+def test_unknown_hub_id_offline_says_where_it_looked_and_what_to_do(tmp_path):
+    with pytest.raises(OSError, match=r"'org/missing': it is not a local folder, so it was looked up on the Hugging Face Hub.*pass a local folder"):
         CycleGAN.from_pretrained("org/missing", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("path", ["./demo_modle", "/abs/path/model", "demo_modle", "runs/h2z/model", "org/name/", "~/model"])
+def test_a_missing_local_path_is_reported_at_once_without_asking_the_hub(path):
+    started = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match=rf"no folder '{re.escape(path)}': it is not a Hub id either"):
+        CycleGAN.from_pretrained(path)
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: {**c, "colour": 3}, r"has unknown settings \['colour'\]; a CycleGAN takes"),
+        (lambda c: {**c, "generator": {**c["generator"], "ngf": "32"}}, r"does not describe a CycleGAN: generator: ngf must be a positive integer, got '32'"),
+        (lambda c: {**c, "generator": {**c["generator"], "width": 8}}, r"generator has unknown settings \['width'\]"),
+        (lambda c: {**c, "discriminator": "big"}, r"discriminator must be a dict of PatchDiscriminator settings, got 'big'"),
+        (lambda c: {**c, "domain_a": 7}, r"domain names must be two different non-empty strings"),
+        (lambda c: [c], r"must hold a JSON object, got list"),
+        (lambda c: "{not json", r"is not valid JSON"),
+    ],
+)
+def test_a_bad_config_json_names_the_problem(make_cyclegan, tmp_path, edit, message):
+    make_cyclegan().save_pretrained(tmp_path)
+    config = edit(json.loads((tmp_path / "config.json").read_text()))
+    (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        CycleGAN.from_pretrained(tmp_path)
+
+
+def test_weights_with_non_finite_values_are_refused(make_cyclegan, tmp_path):
+    make_cyclegan().save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state["generator_ba.head.weight"][0, 0, 0, 0] = float("nan")
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"model.safetensors: tensor 'generator_ba.head.weight' holds NaN or infinite values"):
+        CycleGAN.from_pretrained(tmp_path)
 
 
 def test_generator_by_hub_id(tmp_path, hub_cache):

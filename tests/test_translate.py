@@ -366,3 +366,12 @@ def test_scale_training_uses_the_models_training_resolution(make_cyclegan, tmp_p
         loaded.translate(big, "monet", scale="paper")
     with pytest.raises(ValueError, match="no training_resolution"):
         make_cyclegan().translate(big, "monet", scale="training")
+
+
+def test_a_truncated_file_opened_lazily_is_a_value_error(tiny_generator):
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")  # mostly pixel data, so half the file still has its header
+    truncated = Image.open(io.BytesIO(buffer.getvalue()[: len(buffer.getvalue()) // 2]))  # nothing decoded yet
+    with pytest.raises(ValueError, match="image 0: the file is incomplete or damaged"):
+        translate(tiny_generator, truncated)
