@@ -19,10 +19,16 @@ import torch
 from torch import nn
 
 
+# Below this side convolutions take another code path (oneDNN is skipped for small inputs), and
+# a compiled graph guards on that choice per layer: small images would each compile a graph of
+# their own. They run eager instead, where they take milliseconds anyway.
+EAGER_BELOW = 128
+
+
 class CompiledGenerator(nn.Module):
     """Runs `generator` compiled, under bfloat16 autocast if `bf16`; if compiling fails (no C++
     compiler, an unsupported backend or device), warns once and runs the eager generator from
-    then on. Outputs keep the input's dtype."""
+    then on. Images with a side under `EAGER_BELOW` run eager. Outputs keep the input's dtype."""
 
     def __init__(self, generator: nn.Module, backend="inductor", bf16: bool = False):
         super().__init__()
@@ -38,6 +44,8 @@ class CompiledGenerator(nn.Module):
             return self._run(images).to(images.dtype)
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
+        if min(images.shape[-2:]) < EAGER_BELOW:
+            return self.generator(images)
         if not self.fallen_back:
             try:
                 return self.compiled(images)

@@ -116,7 +116,10 @@ def run_generator(generator: torch.nn.Module, batch: torch.Tensor) -> torch.Tens
     """(B, C, H, W) in [-1, 1], any H and W -> generator output of the same size, on batch's device."""
     parameter = next(generator.parameters())
     height, width = batch.shape[-2:]
-    output = generator(pad_to_multiple(batch).to(parameter.device, parameter.dtype))
+    # Always a fresh tensor made here, in inference mode, padded or not: a compiled generator's
+    # guards would otherwise tell the two kinds apart and compile a second graph.
+    images = pad_to_multiple(batch).to(parameter.device, parameter.dtype, copy=True)
+    output = generator(images)
     return output[..., :height, :width].to(batch.device, batch.dtype)
 
 

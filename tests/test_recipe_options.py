@@ -38,10 +38,10 @@ def test_options_survive_saving_and_every_inference_path(options, tmp_path):
     assert loaded.discriminator_config == model.discriminator_config
     assert torch.equal(loaded.discriminator_a.model[0].weight, model.discriminator_a.model[0].weight)
 
-    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 62, 3), dtype=np.uint8))
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (145, 162, 3), dtype=np.uint8))
     expected = np.asarray(model.translate(picture, "monet"), dtype=np.int16)
     assert np.array_equal(np.asarray(loaded.translate(picture, "monet"), dtype=np.int16), expected)
-    loaded.enable_fast_inference(warmup_side=32)
+    loaded.enable_fast_inference(warmup_side=128)
     compiled = np.asarray(loaded.translate(picture, "monet"), dtype=np.int16)
     assert np.abs(compiled - expected).max() <= 1
 
