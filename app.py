@@ -5,184 +5,242 @@
     python app.py --max_side 512 --concurrency 2 --host 0.0.0.0 --port 7860 --share
 
 Images longer than --max_side (env CYCLEGAN_MAX_SIDE, default 1024) on a side are downscaled
-first, and the status line says so; otherwise the output has exactly the input's size. The
-generators are compiled (torch.compile, one graph for every size) and warmed up at start-up;
-`--no_compile` or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager.
-`--bf16` or CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with
-native bf16 (AVX512-BF16 or AMX), outputs about 1 level in 255 off on average.
+first, and the status line says so; otherwise the output has exactly the input's size. With
+--scale training (the default when the model records its training resolution) the generator
+works at that resolution and its output is upscaled to the image's size, so strokes come out
+at the size the model learned; --scale input translates at the image's own size. The generators
+are compiled (torch.compile, one graph for every size) and warmed up at start-up; --no_compile
+or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager. --bf16 or
+CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with native bf16
+(AVX512-BF16 or AMX), outputs about 1 level in 255 off on average.
 
-API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet",
-"Monet -> Photo": the model's domain names, title-cased) or "a2b" / "b2a".
+API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet"), the
+target domain's name, or "a2b" / "b2a".
 
     from gradio_client import Client, handle_file
     client = Client("http://127.0.0.1:7860/")
     image_path, status = client.predict(handle_file("photo.jpg"), "Photo -> Monet", api_name="/translate")
 
-`predict` returns a tuple of two: the local path of the translated image (a PNG the client
-downloaded) and the status line, e.g. "Photo -> Monet: 256x256." or "Photo -> Monet: downscaled
-from 3000x2000 to 1024x683 (max side 1024) before translating." A file that is not a readable
-image, or an unknown direction, raises `gradio_client.exceptions.AppError` with the reason.
+`predict` returns the local path of the translated PNG and the status line, e.g. "Photo -> Monet:
+256x256." A file that is not a readable image, or an unknown direction, raises
+`gradio_client.exceptions.AppError` with the reason.
+
+`gradio app.py` and Hugging Face Spaces import this module and serve its `demo`, configured from
+the environment variables above.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
 import torch
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.images import to_rgb
+from cyclegan_hub.images import UnreadableImageError, open_image
+from cyclegan_hub.model import SCALES
+from cyclegan_hub.model_card import card_summary
 from cyclegan_hub.translate import fit_max_side
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
-MAX_UPLOAD_PIXELS = 100_000_000  # ~300 MB as RGB; Pillow's own bomb check stops at 179 megapixels
-
-# Set once by load_model(), read by every request.
-model: CycleGAN | None = None
-directions: dict[str, str] = {}  # UI label -> "a2b" / "b2a"
-max_side = 1024
+IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
 
 
-def load_model(source: str | None = None, max_side_: int = 1024, fast: bool = False, bf16: bool = False) -> CycleGAN:
-    """Load the weights once: `source` (Hub id or folder), else $CYCLEGAN_MODEL, else demo_model/.
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the demo runs; every field has a command-line flag and an environment variable."""
 
-    With `fast`, both generators are compiled and warmed up now, so no request pays the compile;
-    `bf16` adds bfloat16 autocast to them (see `cyclegan_hub.fast`).
-    """
-    global model, directions, max_side
-    source = source or os.environ.get("CYCLEGAN_MODEL") or str(EMBEDDED_MODEL)
+    model: str = str(EMBEDDED_MODEL)
+    max_side: int = 1024
+    scale: str | None = None  # "input" or "training"; None: "training" when the model records it
+    compile: bool = True
+    bf16: bool = False
+    concurrency: int | None = None  # None: 1 on a CPU, 2 on a GPU
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            model=env.get("CYCLEGAN_MODEL") or cls.model,
+            max_side=int(env.get("CYCLEGAN_MAX_SIDE", cls.max_side)),
+            scale=env.get("CYCLEGAN_SCALE") or None,
+            compile=env.get("CYCLEGAN_COMPILE") != "0",
+            bf16=env.get("CYCLEGAN_BF16") == "1",
+        )
+
+
+class Translator:
+    """The model behind the page: loaded once, then one call per request."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.model = load_model(settings)
+        self.scale = settings.scale or ("training" if self.model.training_resolution else "input")
+        # UI labels, e.g. "Photo -> Monet"; the model resolves them, like "a2b" or a domain name.
+        self.labels = {key: label.title() for key, label in self.model.directions.items()}
+
+    def __call__(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
+        """Translate one uploaded file; returns (translated image, status line). Errors are gr.Error."""
+        try:
+            return self.translate(upload, direction)
+        except (UnreadableImageError, ValueError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def translate(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
+        if not upload:
+            raise ValueError("Please upload an image first.")
+        # The UI and API send a file payload ({"path", "orig_name", ...}); the event runs with
+        # preprocess=False so that an unreadable upload reaches open_image and its clear message.
+        path, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
+        try:
+            key = self.model.resolve_direction(direction)
+        except ValueError:
+            raise ValueError(f"Unknown direction {direction!r}: use {', '.join(self.labels.values())}, 'a2b' or 'b2a'.") from None
+        opened = open_image(path, name=name, reduce_to=self.settings.max_side)
+        picture = fit_max_side(opened.image, self.settings.max_side)
+        output = self.model.translate(picture, key, scale=self.scale)
+        # Identical requests must not share one cached file (Gradio rewrites it in place while
+        # another client may be downloading it): a request id makes every PNG's bytes unique.
+        output.info.update(Software="cyclegan-hub", Comment=f"{self.labels[key]}, request {uuid.uuid4()}")
+        return output, self.status(key, opened, picture)
+
+    def status(self, key: str, opened, picture: Image.Image) -> str:
+        parts = []
+        if picture.size != opened.original_size:
+            width, height = opened.original_size
+            parts.append(f"downscaled from {width}x{height} to {picture.width}x{picture.height} (max side {self.settings.max_side}) before translating")
+        if opened.frames > 1:
+            parts.append(f"an animation of {opened.frames} frames: its first frame was translated")
+        if not parts:
+            return f"{self.labels[key]}: {picture.width}x{picture.height}."
+        return f"{self.labels[key]}: {'; '.join(parts)}."
+
+    def explain_failure(self, upload, direction) -> str:
+        """The status line after a failed request: the same reason the error pop-up showed."""
+        try:
+            self.translate(upload, direction)
+        except (UnreadableImageError, ValueError) as error:
+            return str(error)
+        except Exception as error:  # noqa: BLE001 - whatever broke, the status box should say it
+            return f"Translation failed: {error}"
+        return "Translation failed; please try again."
+
+    def example_rows(self) -> list[list[str]]:
+        """[file, direction label] for each example whose source domain (its name's prefix) the model has."""
+        files = sorted(EXAMPLES.glob("*.jpg"))
+        return [
+            [str(path), label]
+            for key, label in self.labels.items()  # the first direction's examples first
+            for path in files
+            if path.name.startswith(f"{self.model.source_domain(key)}_")
+        ]
+
+    def description(self) -> str:
+        """What the model is and how good it is: its card's first paragraph, else its domains."""
+        summary = card_summary(self.settings.model)
+        if not summary:
+            summary = f"A CycleGAN between {self.model.domain_a} and {self.model.domain_b} ({self.settings.model}); it has no model card."
+        scale = (
+            f"It translates at its training resolution ({self.model.training_resolution} px short side), then scales the result to your image's size."
+            if self.scale == "training"
+            else "It translates at your image's own size."
+        )
+        return f"{summary}\n\n{scale} Images longer than {self.settings.max_side} px are downscaled first."
+
+
+def load_model(settings: Settings) -> CycleGAN:
+    """The model of `settings`, compiled and warmed up unless told otherwise; exits with a clear message on failure."""
+    source = settings.model
     if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
-        hint = " The embedded demo model has not been added yet." if Path(source).resolve() == EMBEDDED_MODEL else ""
         raise SystemExit(
-            f"No model in {source}: config.json not found.{hint} "
+            f"No model in {source}: config.json not found. "
             "Pass --model HUB_ID_OR_FOLDER or set CYCLEGAN_MODEL (a folder from save_pretrained)."
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         model = CycleGAN.from_pretrained(source, map_location=device)
-    except Exception as error:  # a wrong id, no network, files that don't match: say which model failed
-        where = "" if os.path.isdir(source) else " (not a local folder, so it was looked up on the Hub)"
-        raise SystemExit(f"Could not load the CycleGAN model {source!r}{where}: {error}") from error
-    if fast:
+    except (OSError, ValueError) as error:  # a wrong id or path, no network, files that don't match
+        raise SystemExit(f"Could not load the CycleGAN model {source!r}: {error}") from error
+    if settings.compile:
+        precision = "bf16 autocast" if settings.bf16 else "fp32"
+        print(f"Compiling the generators ({precision}) so requests run fast: about a minute on a small CPU the first "
+              "time, seconds on later starts (torch caches the result)...", flush=True)
         started = time.perf_counter()
-        model.enable_fast_inference(bf16=bf16)
-        precision = "bf16 autocast" if bf16 else "fp32"
-        print(f"Compiled the generators ({precision}) in {time.perf_counter() - started:.0f} s (falls back to eager if unavailable).")
-    a, b = model.domain_a.title(), model.domain_b.title()
-    directions = {f"{a} -> {b}": "a2b", f"{b} -> {a}": "b2a"}
-    max_side = max_side_
-    print(f"Loaded {source} ({a} <-> {b}) on {device}; images above {max_side} px are downscaled.")
+        model.enable_fast_inference(bf16=settings.bf16)
+        print(f"Compiled in {time.perf_counter() - started:.0f} s (falls back to eager if unavailable).", flush=True)
+    print(f"Loaded {source} ({model.domain_a} <-> {model.domain_b}) on {device}.", flush=True)
     return model
 
 
-def translate_image(image: str | dict | None, direction: str) -> tuple[Image.Image, str]:
-    """Translate one image file; returns (translated image, status line). Errors are gr.Error.
-
-    `image` is a file path, or the file payload the UI and API send ({"path": ..., ...}): the
-    event runs with preprocess=False so that an unreadable upload reaches this function and
-    gets a clear message instead of Gradio's generic preprocessing error.
-    """
-    if not image:
-        raise gr.Error("Please upload an image first.", print_exception=False)
-    path, name = (image["path"], image.get("orig_name")) if isinstance(image, dict) else (image, None)
-    name = name or Path(path).name
-    key = directions.get(direction) or (direction if direction in ("a2b", "b2a") else None)
-    if key is None:
-        message = f"Unknown direction {direction!r}: use {', '.join(directions)}, 'a2b' or 'b2a'."
-        raise gr.Error(message, print_exception=False)
-    try:
-        with Image.open(path) as file:
-            if file.width * file.height > MAX_UPLOAD_PIXELS:  # refuse before decoding: a small file can unpack to GBs
-                megapixels = MAX_UPLOAD_PIXELS // 1_000_000
-                message = f"{name!r} is {file.width}x{file.height} pixels; images up to {megapixels} megapixels are accepted."
-                raise gr.Error(message, print_exception=False)
-            rotated = file.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
-            original = (file.height, file.width) if rotated else file.size  # as the user sees it
-            file.draft("RGB", (max_side, max_side))  # a JPEG decodes at a reduced scale when that is enough
-            file.load()  # decode now, so a truncated file fails here and not in the model
-            picture = to_rgb(file)  # any mode, EXIF orientation applied
-    except gr.Error:
-        raise
-    except Exception as error:
-        reason = "not an image format Pillow recognises" if isinstance(error, UnidentifiedImageError) else str(error)
-        message = f"Could not read {name!r} as an image ({reason}). Please upload a JPEG, PNG or WebP image."
-        raise gr.Error(message, print_exception=False) from error
-    picture = fit_max_side(picture, max_side)
-    output = model.translate(picture, key)
-    label = next(label for label, value in directions.items() if value == key)
-    if picture.size != original:
-        return output, (
-            f"{label}: downscaled from {original[0]}x{original[1]} to {picture.width}x{picture.height} "
-            f"(max side {max_side}) before translating."
-        )
-    return output, f"{label}: {output.width}x{output.height}."
-
-
-def example_rows() -> list[list[str]]:
-    """[file, direction] for each example whose source domain (its name's prefix) the model has."""
-    files = sorted(EXAMPLES.glob("*.jpg"))
-    return [
-        [str(path), label]
-        for label in directions  # the first direction's examples first
-        for path in files
-        if path.name.split("_")[0].lower() == label.split(" -> ")[0].lower()
-    ]
-
-
-def build_demo(concurrency: int = 1) -> gr.Blocks:
-    """The page: input and output side by side, direction, button, status; /translate API."""
-    labels = list(directions)
-    with gr.Blocks(title=f"CycleGAN {labels[0].replace('->', '<->')}") as demo:
+def build_demo(translator: Translator) -> gr.Blocks:
+    """The page: input, direction, Translate and status on the left, the result on the right
+    (below them on a narrow screen); the /translate API."""
+    labels = list(translator.labels.values())
+    title = labels[0].replace("->", "↔")
+    with gr.Blocks(title=f"CycleGAN {title}", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
-            f"# CycleGAN: {labels[0].replace('->', '↔')}\n"
+            f"# CycleGAN: {title}\n"
             "Unpaired image-to-image translation ([Zhu et al., 2017](https://arxiv.org/abs/1703.10593)). "
-            f"Upload an image, pick a direction and press Translate. Images longer than {max_side} px "
-            "are downscaled first; otherwise the result has the input's size."
+            "Upload an image, pick a direction and press Translate.\n\n" + translator.description()
         )
-        with gr.Row():
-            source = gr.Image(type="filepath", label="Input image")
-            result = gr.Image(label="Translated", format="png", interactive=False, elem_id="output-image")
-        direction = gr.Radio(labels, value=labels[0], label="Direction")
-        button = gr.Button("Translate", variant="primary")
-        status = gr.Textbox(label="Status", interactive=False)
-        button.click(
-            translate_image, [source, direction], [result, status], api_name="translate", preprocess=False
-        )
-        rows = example_rows()
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                source = gr.Image(type="filepath", label="Input image", height=IMAGE_HEIGHT)
+                direction = gr.Radio(labels, value=labels[0], label="Direction")
+                button = gr.Button("Translate", variant="primary")
+                status = gr.Textbox(label="Status", interactive=False, lines=1)
+            with gr.Column(min_width=300):
+                result = gr.Image(label="Translated", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="output-image")
+        event = button.click(translator, [source, direction], [result, status], api_name="translate", preprocess=False)
+        # After the error pop-up fades, the status box keeps the reason.
+        event.failure(translator.explain_failure, [source, direction], status, api_visibility="private", preprocess=False)
+        rows = translator.example_rows()
         if rows:
             gr.Examples(rows, [source, direction], cache_examples=False)
+    concurrency = translator.settings.concurrency or (2 if torch.cuda.is_available() else 1)
     return demo.queue(default_concurrency_limit=concurrency)
 
 
-def main():
+def parse_settings(argv: list[str] | None = None) -> tuple[Settings, dict]:
+    """The command line over the environment: the demo's settings and `launch()`'s keyword arguments."""
+    defaults = Settings.from_env()
     parser = argparse.ArgumentParser(description="CycleGAN image-to-image translation demo (Gradio).")
     parser.add_argument("--model", help="Hub id or local folder (default: $CYCLEGAN_MODEL, else demo_model/)")
-    parser.add_argument("--max_side", type=int, default=int(os.environ.get("CYCLEGAN_MAX_SIDE", 1024)),
-                        help="downscale images longer than this (default: $CYCLEGAN_MAX_SIDE or 1024)")
+    parser.add_argument("--max_side", type=int, help=f"downscale images longer than this (default: $CYCLEGAN_MAX_SIDE or {defaults.max_side})")
+    parser.add_argument("--scale", choices=SCALES, help="translate at the model's training resolution or at the image's size "
+                        "(default: $CYCLEGAN_SCALE, else training when the model records it)")
     parser.add_argument("--concurrency", type=int, help="requests translated at once (default: 1 on CPU, 2 on GPU)")
+    parser.add_argument("--no_compile", action="store_true", help="translate eagerly: skip the compile at start (also CYCLEGAN_COMPILE=0)")
+    parser.add_argument("--bf16", action="store_true", help="compiled generators under bfloat16 autocast: ~2x faster on CPUs "
+                        "with native bf16, outputs ~1/255 off on average (also CYCLEGAN_BF16=1)")
     parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument("--no_compile", action="store_true", default=os.environ.get("CYCLEGAN_COMPILE") == "0",
-                        help="translate eagerly: skip the torch.compile warm-up at start (also CYCLEGAN_COMPILE=0)")
-    parser.add_argument("--bf16", action="store_true", default=os.environ.get("CYCLEGAN_BF16") == "1",
-                        help="compiled generators under bfloat16 autocast: ~2x faster on CPUs with native bf16, "
-                             "outputs ~1/255 off on average (also CYCLEGAN_BF16=1)")
-    args = parser.parse_args()
-    if args.max_side < 8:
+    args = parser.parse_args(argv)
+    settings = dataclasses.replace(
+        defaults,
+        **{k: v for k, v in dict(model=args.model, max_side=args.max_side, scale=args.scale, concurrency=args.concurrency).items() if v is not None},
+        compile=defaults.compile and not args.no_compile,
+        bf16=defaults.bf16 or args.bf16,
+    )
+    if settings.max_side < 8:
         parser.error("--max_side must be at least 8")
-    if args.bf16 and args.no_compile:
+    if settings.bf16 and not settings.compile:
         parser.error("--bf16 is part of the compiled path: drop --no_compile (or CYCLEGAN_COMPILE=0)")
-    load_model(args.model, args.max_side, fast=not args.no_compile, bf16=args.bf16)
-    concurrency = args.concurrency or (2 if torch.cuda.is_available() else 1)
-    build_demo(concurrency).launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
+    return settings, dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 
+
+# Imported (by `gradio app.py` or a test), the demo is configured by the environment alone.
+settings, launch_options = parse_settings() if __name__ == "__main__" else (Settings.from_env(), {})
+translator = Translator(settings)
+demo = build_demo(translator)
 
 if __name__ == "__main__":
-    main()
+    demo.launch(**launch_options)

@@ -6,9 +6,16 @@ CMYK, 16-bit or EXIF-rotated image is handled the same way everywhere.
 
 from __future__ import annotations
 
+import os
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+# About 300 MB as RGB. Pillow's own bomb check stops only at 179 megapixels, with its own wording.
+MAX_PIXELS = 100_000_000
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -72,3 +79,49 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
 def resize_square(images, size: int) -> list[Image.Image]:
     """Resize to size x size with bicubic filtering, as the original's test-time preprocessing does."""
     return [image.resize((size, size), Image.Resampling.BICUBIC) for image in images]
+
+
+class UnreadableImageError(ValueError):
+    """A file that cannot be used as an image; the message is meant for the person who gave it."""
+
+
+@dataclass
+class OpenedImage:
+    image: Image.Image  # 8-bit RGB, upright, possibly decoded at a reduced scale
+    original_size: tuple[int, int]  # (width, height) of the file as its owner sees it (EXIF orientation applied)
+    frames: int  # more than 1 for an animation, of which `image` is the first frame
+
+
+def open_image(path: str | os.PathLike, *, name: str | None = None, max_pixels: int = MAX_PIXELS, reduce_to: int | None = None) -> OpenedImage:
+    """Open an image file someone uploaded, safely.
+
+    The pixel count is checked before anything is decoded (a small file can unpack to GBs), a
+    JPEG is decoded at a reduced scale when `reduce_to` pixels a side are enough, and the file is
+    decoded now so a damaged one fails here. Errors are `UnreadableImageError`s that name the
+    file (`name`, default: its file name) and say what is wrong in plain words.
+    """
+    name = repr(name or os.path.basename(os.fspath(path)))
+    too_large = f"images up to {max_pixels // 1_000_000} megapixels are accepted"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below, in our words
+            file = Image.open(path)
+    except Image.DecompressionBombError:
+        raise UnreadableImageError(f"{name} is too large: {too_large}.") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"{name} is not an image file that can be read (JPEG, PNG, WebP, GIF, BMP or TIFF).") from None
+    except OSError as error:
+        raise UnreadableImageError(f"{name} could not be opened ({error}).") from None
+    with file:
+        if file.width * file.height > max_pixels:
+            raise UnreadableImageError(f"{name} is {file.width}x{file.height} pixels; {too_large}.")
+        rotated = file.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+        original_size = (file.height, file.width) if rotated else file.size
+        frames = getattr(file, "n_frames", 1)
+        if reduce_to:
+            file.draft("RGB", (reduce_to, reduce_to))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale if enough
+        try:
+            image = to_rgb(file)  # decodes the first frame
+        except (OSError, ValueError, SyntaxError):  # Pillow's decoders raise all three for damaged data
+            raise UnreadableImageError(f"{name} is incomplete or damaged: it could not be decoded to the end.") from None
+    return OpenedImage(image, original_size, frames)

@@ -104,27 +104,33 @@ class CycleGAN(HubModule):
         # With discriminators built, `_weight_files` lists their file too, so it is read; else never.
         return super()._from_pretrained(with_discriminators=load_discriminators, **kwargs)
 
-    def _direction(self, direction: str) -> str:
-        """"a2b" / "b2a" for a direction given as either or as the target domain's name."""
-        if direction in ("a2b", self.domain_b):
-            return "a2b"
-        if direction in ("b2a", self.domain_a):
-            return "b2a"
+    def resolve_direction(self, direction: str) -> str:
+        """"a2b" or "b2a" for a direction given as either, as the target domain's name, or as its
+        label in `directions` ("photo -> monet"); names and labels in any case."""
+        wanted = str(direction).strip().lower()
+        for key, target in (("a2b", self.domain_b), ("b2a", self.domain_a)):
+            if wanted in (key, target.lower(), self.directions[key].lower()):
+                return key
         raise ValueError(
-            f"direction must be 'a2b', 'b2a', {self.domain_b!r} (A->B) or {self.domain_a!r} (B->A), got {direction!r}"
+            f"direction must be 'a2b', 'b2a', {self.domain_b!r} or {self.directions['a2b']!r} (A->B), "
+            f"or {self.domain_a!r} or {self.directions['b2a']!r} (B->A); got {direction!r}"
         )
+
+    def source_domain(self, direction: str) -> str:
+        """The domain a direction translates from."""
+        return self.domain_a if self.resolve_direction(direction) == "a2b" else self.domain_b
 
     def generator(self, direction: str) -> ResnetGenerator:
         """The generator for "a2b" / "b2a" or the name of the target domain."""
-        return self.generator_ab if self._direction(direction) == "a2b" else self.generator_ba
+        return self.generator_ab if self.resolve_direction(direction) == "a2b" else self.generator_ba
 
     def enable_fast_inference(self, warmup_side: int | None = 256, bf16: bool = False) -> None:
         """Make `translate` run both generators compiled (see `cyclegan_hub.fast`), and pay the
         compile now, with warm-up images per direction (None: on the first request instead).
 
         The warm-up image is not square (`warmup_side` x 3/4 of it), so the graph lets height and
-        width vary independently and no later size recompiles. `bf16` adds bfloat16 autocast: about 2x faster on a CPU with native
-        bf16, with outputs about 1 level in 255 off on average."""
+        width vary independently and no later size recompiles. `bf16` adds bfloat16 autocast:
+        about 2x faster on a CPU with native bf16, outputs about 1 level in 255 off on average."""
         self._fast = {
             "a2b": CompiledGenerator(self.generator_ab, bf16=bf16),
             "b2a": CompiledGenerator(self.generator_ba, bf16=bf16),
@@ -152,7 +158,7 @@ class CycleGAN(HubModule):
             if self.training_resolution is None:
                 raise ValueError("this model's config.json has no training_resolution: use scale='input'")
             kwargs["short_side"] = self.training_resolution
-        generator = self._fast.get(self._direction(direction)) or self.generator(direction)
+        generator = self._fast.get(self.resolve_direction(direction)) or self.generator(direction)
         return translate(generator, images, **kwargs)
 
     def generate_model_card(self, *args, **kwargs):

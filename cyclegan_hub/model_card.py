@@ -5,6 +5,7 @@ Metrics also go into the card's metadata as `EvalResult`s, so the Hub shows them
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def _metric_rows(model, metrics: dict | None, baseline: str | None) -> list[dict
                     fid=metrics[f"fid_{key}"],
                     kid=metrics[f"kid_{key}"],
                     kid_std=metrics[f"kid_{key}_std"],
+                    checkerboard=metrics.get(f"checkerboard_{key}"),
                     num_x=metrics["num_a" if key == "a2b" else "num_b"],
                     num_y=metrics["num_b" if key == "a2b" else "num_a"],
                 )
@@ -98,3 +100,17 @@ def render_model_card(
         metrics_protocol=(metrics or {}).get("protocol"),
         **template_vars,
     )
+
+
+def card_summary(source: str) -> str | None:
+    """The first paragraph of prose in a model's card (README.md of its folder or Hub repo), one
+    line; None when there is no card or it cannot be fetched."""
+    try:
+        card = ModelCard.load(os.path.join(source, "README.md") if os.path.isdir(source) else source)
+    except Exception:  # no card, no network, a malformed file: the caller shows what it knows instead
+        return None
+    for block in card.text.split("\n\n"):
+        block = block.strip()
+        if block and not block.startswith(("#", "!", "<", "|", "`", "-", ">", "[")):
+            return " ".join(block.split())
+    return None

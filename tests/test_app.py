@@ -3,7 +3,9 @@ gradio_client and a real browser (slow). A tiny random CycleGAN stands in for th
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,9 +20,9 @@ from PIL import ExifTags, Image
 
 gr = pytest.importorskip("gradio")
 
+import app  # the repository root is on pytest's pythonpath (pyproject.toml)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # app.py sits at the repository root, outside the package
-import app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,10 +50,9 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def loaded(model_dir):
-    """The app with the tiny model loaded and images beyond 64 px downscaled."""
-    app.load_model(str(model_dir), max_side_=64)
-    return app
+def translator(model_dir):
+    """The app's translator on the tiny model, eager, images beyond 64 px downscaled."""
+    return app.Translator(app.Settings(model=str(model_dir), max_side=64, compile=False))
 
 
 def save(image: Image.Image, path: Path) -> str:
@@ -59,84 +60,145 @@ def save(image: Image.Image, path: Path) -> str:
     return str(path)
 
 
-def test_output_has_the_input_size(loaded, tmp_path):
-    output, status = app.translate_image(save(gradient(55, 29), tmp_path / "odd.png"), "Photo -> Monet")
+def test_output_has_the_input_size(translator, tmp_path):
+    output, status = translator(save(gradient(55, 29), tmp_path / "odd.png"), "Photo -> Monet")
     assert output.size == (55, 29) and output.mode == "RGB"
     assert status == "Photo -> Monet: 55x29."
 
 
-def test_large_images_are_downscaled_and_the_status_says_so(loaded, tmp_path):
-    output, status = app.translate_image(save(gradient(255, 129), tmp_path / "big.png"), "Monet -> Photo")
+def test_large_images_are_downscaled_and_the_status_says_so(translator, tmp_path):
+    output, status = translator(save(gradient(255, 129), tmp_path / "big.png"), "Monet -> Photo")
     assert output.size == (64, 32)
     assert status == "Monet -> Photo: downscaled from 255x129 to 64x32 (max side 64) before translating."
 
 
-def test_huge_images_are_refused_before_decoding(loaded, tmp_path):
+def test_huge_images_are_refused_before_decoding_in_the_apps_words(translator, tmp_path):
     # 1-bit and blank, so the PNG is a few kB, but 120 megapixels would take ~360 MB as RGB
     huge = tmp_path / "huge.png"
     Image.new("1", (12_000, 10_000)).save(huge)
-    with pytest.raises(gr.Error, match="'huge.png' is 12000x10000 pixels; images up to 100 megapixels"):
-        app.translate_image(str(huge), "a2b")
+    with pytest.raises(gr.Error, match="'huge.png' is 12000x10000 pixels; images up to 100 megapixels are accepted"):
+        translator(str(huge), "a2b")
+    bomb = tmp_path / "bomb.png"  # beyond Pillow's own limit, which raises its own error at open
+    Image.new("1", (15_000, 13_000)).save(bomb)
+    with pytest.raises(gr.Error, match=r"'bomb.png' is too large: images up to 100 megapixels are accepted\."):
+        translator(str(bomb), "a2b")
 
 
-def test_exif_rotated_jpeg_reports_its_upright_size(loaded, tmp_path):
+def test_exif_rotated_jpeg_reports_its_upright_size(translator, tmp_path):
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = 6  # stored landscape, shown portrait
     path = tmp_path / "rotated.jpg"
     gradient(120, 60).save(path, exif=exif)
-    output, status = app.translate_image(str(path), "a2b")
+    output, status = translator(str(path), "a2b")
     assert output.size == (32, 64)
     assert status == "Photo -> Monet: downscaled from 60x120 to 32x64 (max side 64) before translating."
 
 
-def test_directions_by_label_or_key(loaded, tmp_path):
+def test_directions_by_label_key_or_target_domain(translator, tmp_path):
     path = save(gradient(40, 24), tmp_path / "in.png")
-    by_label = np.asarray(app.translate_image(path, "Monet -> Photo")[0])
-    by_key = np.asarray(app.translate_image(path, "b2a")[0])
-    other = np.asarray(app.translate_image(path, "a2b")[0])
-    assert np.array_equal(by_label, by_key)
-    assert not np.array_equal(by_label, other)
-    with pytest.raises(gr.Error, match="Unknown direction 'sideways'"):
-        app.translate_image(path, "sideways")
+    by_label = np.asarray(translator(path, "Monet -> Photo")[0])
+    assert np.array_equal(by_label, np.asarray(translator(path, "b2a")[0]))
+    assert np.array_equal(by_label, np.asarray(translator(path, "photo")[0]))
+    assert not np.array_equal(by_label, np.asarray(translator(path, "a2b")[0]))
+    with pytest.raises(gr.Error, match="Unknown direction 'sideways': use Photo -> Monet, Monet -> Photo, 'a2b' or 'b2a'"):
+        translator(path, "sideways")
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "L", "I;16", "P", "CMYK"])
-def test_any_image_mode(loaded, tmp_path, mode):
+def test_any_image_mode(translator, tmp_path, mode):
     if mode == "I;16":
         image = Image.fromarray((np.arange(33 * 21).reshape(21, 33) * 90).astype(np.uint16))
         assert image.mode == "I;16"
     else:
         image = gradient(33, 21, mode)
     path = save(image, tmp_path / ("in.jpg" if mode == "CMYK" else "in.png"))
-    output, _ = app.translate_image(path, "a2b")
+    output, _ = translator(path, "a2b")
     assert output.size == (33, 21) and output.mode == "RGB"
 
 
-def test_file_payload_as_the_server_sends_it(loaded, tmp_path):
+def test_file_payload_as_the_server_sends_it(translator, tmp_path):
     path = save(gradient(30, 20), tmp_path / "upload.png")
-    output, _ = app.translate_image({"path": path, "orig_name": "holiday.png", "meta": {"_type": "gradio.FileData"}}, "a2b")
+    output, _ = translator({"path": path, "orig_name": "holiday.png", "meta": {"_type": "gradio.FileData"}}, "a2b")
     assert output.size == (30, 20)
 
 
-def test_unreadable_files_get_a_clear_message(loaded, tmp_path):
+def test_unreadable_files_get_a_plain_message_that_the_status_keeps(translator, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(gr.Error, match="Could not read 'notes.png' as an image .*not an image format"):
-        app.translate_image(str(text), "a2b")
-    with pytest.raises(gr.Error, match="Could not read 'holiday.jpg'"):  # the uploader's file name
-        app.translate_image({"path": str(text), "orig_name": "holiday.jpg"}, "a2b")
+    expected = "'notes.png' is not an image file that can be read (JPEG, PNG, WebP, GIF, BMP or TIFF)."
+    with pytest.raises(gr.Error, match=re.escape(expected)):
+        translator(str(text), "a2b")
+    assert translator.explain_failure(str(text), "a2b") == expected  # what the status box shows after the pop-up
+    with pytest.raises(gr.Error, match="'holiday.jpg' is not an image file"):  # the uploader's file name
+        translator({"path": str(text), "orig_name": "holiday.jpg"}, "a2b")
     truncated = tmp_path / "cut.jpg"
-    gradient(64, 64).save(truncated, quality=95)
-    truncated.write_bytes(truncated.read_bytes()[:600])
-    with pytest.raises(gr.Error, match="Could not read 'cut.jpg' as an image .*(?i:truncated)"):
-        app.translate_image(str(truncated), "a2b")
-    with pytest.raises(gr.Error, match="upload an image"):
-        app.translate_image(None, "a2b")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(truncated, quality=95)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    damaged = "'cut.jpg' is incomplete or damaged: it could not be decoded to the end."
+    with pytest.raises(gr.Error, match=re.escape(damaged)):
+        translator(str(truncated), "a2b")
+    assert translator.explain_failure(str(truncated), "a2b") == damaged
+    with pytest.raises(gr.Error, match="Please upload an image first"):
+        translator(None, "a2b")
+
+
+def test_an_animated_gif_says_its_first_frame_was_translated(translator, tmp_path):
+    frames = [gradient(40, 30), gradient(40, 30).rotate(180), gradient(40, 30).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    path = tmp_path / "loop.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    output, status = translator(str(path), "a2b")
+    assert output.size == (40, 30)
+    assert status == "Photo -> Monet: an animation of 3 frames: its first frame was translated."
+
+
+def test_identical_requests_give_files_with_different_bytes(translator, tmp_path):
+    """Gradio caches an output under the hash of its bytes, rewriting the file in place: two
+    identical outputs would share one file that one request rewrites while another reads it."""
+    path = save(gradient(40, 30), tmp_path / "same.png")
+    encoded = []
+    for _ in range(2):
+        output, _ = translator(path, "a2b")
+        buffer = io.BytesIO()
+        output.save(buffer, "PNG", pnginfo=gr.processing_utils.get_pil_metadata(output))  # as Gradio encodes it
+        encoded.append(buffer.getvalue())
+    assert encoded[0] != encoded[1]
+    assert np.array_equal(*(np.asarray(Image.open(io.BytesIO(data))) for data in encoded))  # the same picture
+
+
+def test_scale_training_translates_at_the_models_resolution(tmp_path):
+    from cyclegan_hub import CycleGAN
+
+    model = CycleGAN("photo", "monet", generator=dict(ngf=8, n_blocks=2), training_resolution=32)
+    model.save_pretrained(tmp_path / "model")
+    picture = gradient(96, 64)
+    path = save(picture, tmp_path / "in.png")
+    trained_scale = app.Translator(app.Settings(model=str(tmp_path / "model"), compile=False))
+    assert trained_scale.scale == "training" and "training resolution (32 px short side)" in trained_scale.description()
+    output, status = trained_scale(path, "a2b")
+    assert status == "Photo -> Monet: 96x64."
+    assert np.array_equal(np.asarray(output), np.asarray(model.translate(picture, "a2b", scale="training")))
+    own_scale = app.Translator(app.Settings(model=str(tmp_path / "model"), compile=False, scale="input"))
+    assert np.array_equal(np.asarray(own_scale(path, "a2b")[0]), np.asarray(model.translate(picture, "a2b")))
+
+
+def test_the_page_says_what_the_model_is_from_its_card(tmp_path):
+    from cyclegan_hub import CycleGAN
+
+    model = CycleGAN("horse", "zebra", generator=dict(ngf=8, n_blocks=2))
+    model.save_pretrained(tmp_path, model_card_kwargs=dict(summary="Trained on 12 horses for 3 steps; KID 0.5 (untranslated 0.6)."))
+    described = app.Translator(app.Settings(model=str(tmp_path), compile=False)).description()
+    assert described.startswith("A [CycleGAN](https://arxiv.org/abs/1703.10593) that translates **horse → zebra**")
+    assert "Trained on 12 horses for 3 steps; KID 0.5 (untranslated 0.6)." in described
+    (tmp_path / "README.md").unlink()
+    no_card = app.Translator(app.Settings(model=str(tmp_path), compile=False)).description()
+    assert no_card.startswith(f"A CycleGAN between horse and zebra ({tmp_path}); it has no model card.")
 
 
 def test_a_folder_without_a_model_is_a_clear_start_up_error(tmp_path):
     with pytest.raises(SystemExit, match="config.json not found.*--model"):
-        app.load_model(str(tmp_path))
+        app.Translator(app.Settings(model=str(tmp_path), compile=False))
+    with pytest.raises(SystemExit, match="Could not load the CycleGAN model './no_such_model': no folder"):
+        app.Translator(app.Settings(model="./no_such_model", compile=False))
 
 
 def test_bf16_without_the_compiled_path_is_refused_at_start_up():
@@ -147,12 +209,13 @@ def test_bf16_without_the_compiled_path_is_refused_at_start_up():
     assert "--bf16 is part of the compiled path: drop --no_compile" in result.stderr
 
 
-def test_examples_are_small_held_out_images_with_a_direction(loaded):
-    rows = app.example_rows()
-    assert [Path(file).name.split("_")[0] for file, _ in rows] == ["photo", "photo", "monet", "monet"]
-    assert {direction for file, direction in rows if "photo_" in file} == {"Photo -> Monet"}
-    assert {direction for file, direction in rows if "monet_" in file} == {"Monet -> Photo"}
-    for file, _ in rows:
+def test_examples_are_small_held_out_images_with_a_direction():
+    translator = app.translator  # the module's own, on the embedded model
+    rows = translator.example_rows()
+    model = translator.model
+    assert len(rows) == 4
+    for file, label in rows:
+        assert Path(file).name.startswith(model.source_domain(label) + "_")
         assert max(Image.open(file).size) <= 256 and os.path.getsize(file) < 100_000
     assert (app.EXAMPLES / "SOURCES.md").is_file()
 
@@ -163,11 +226,13 @@ def test_embedded_model_loads_offline_and_translates():
 
     with safe_open(str(app.EMBEDDED_MODEL / "model.safetensors"), "pt") as weights:
         assert {weights.get_tensor(key).dtype for key in weights.keys()} == {torch.float16}
-    model = app.load_model(None)  # no --model, no CYCLEGAN_MODEL: the embedded folder
-    assert (model.domain_a, model.domain_b) == ("photo", "monet")
+    translator = app.translator  # built at import from the environment: no --model, the embedded folder
+    model = translator.model
+    assert {model.domain_a, model.domain_b} == {"photo", "monet"}
     assert model.discriminator_a is None and next(model.parameters()).dtype == torch.float32
-    file, direction = app.example_rows()[0]
-    output, status = app.translate_image(file, direction)
+    assert "KID" in translator.description()  # its card says how good it is
+    file, direction = translator.example_rows()[0]
+    output, status = translator(file, direction)
     assert output.size == Image.open(file).size and status.startswith(direction)
     assert np.abs(np.asarray(output, np.float32) - np.asarray(Image.open(file).convert("RGB"), np.float32)).mean() > 5
 
@@ -236,7 +301,7 @@ def test_api_translates_both_ways_and_survives_a_bad_upload(server, tmp_path):
 
     junk = tmp_path / "junk.png"
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
-    with pytest.raises(AppError, match="Could not read 'junk.png' as an image"):
+    with pytest.raises(AppError, match="'junk.png' is not an image file that can be read"):
         client.predict(handle_file(str(junk)), "Photo -> Monet", api_name="/translate")
     big = save(gradient(600, 300), tmp_path / "big.jpg")  # the server is still up, and downscales
     result_path, status = client.predict(handle_file(big), "a2b", api_name="/translate")
@@ -245,35 +310,113 @@ def test_api_translates_both_ways_and_survives_a_bad_upload(server, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_burst_of_identical_requests_all_succeed(server, tmp_path):
+    """8 clients sending the same image at once: every download is whole (identical outputs used
+    to share one cached file, rewritten while another client read it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    path = save(noise, tmp_path / "same.png")
+
+    def client_run(index: int) -> list[tuple[str, tuple[int, int]]]:
+        client = Client(server, verbose=False, download_files=str(tmp_path / f"client-{index}"))
+        results = []
+        for _ in range(6):
+            result_path, status = client.predict(handle_file(path), "a2b", api_name="/translate")
+            with Image.open(result_path) as image:
+                image.load()  # a truncated download fails here
+                results.append((status, image.size))
+        return results
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = [item for batch in pool.map(client_run, range(8)) for item in batch]
+    assert outcomes == [("Photo -> Monet: 256x256.", (256, 256))] * 48
+
+
+CHROMIUM_ARGS_BROWSER = dict(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+OUTPUT_IMAGE = "document.querySelector('#output-image img')"
+
+
+def wait_for_result(page) -> None:
+    page.wait_for_function(f"() => {{ const i = {OUTPUT_IMAGE}; return i && i.complete && i.naturalWidth > 0 }}", timeout=60_000)
+
+
+@pytest.mark.slow
 def test_browser_upload_translate_and_error(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
     upload = save(gradient(201, 123), tmp_path / "ramp.png")
+    portrait = save(gradient(300, 900), tmp_path / "tall.png")
     junk = tmp_path / "notes.png"
     junk.write_text("hello")
-    output_image = "document.querySelector('#output-image img')"
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server)
             page.locator("input[type=file]").first.set_input_files(upload)
             page.locator("img[src*='ramp']").first.wait_for(timeout=30_000)  # the upload's preview
             page.get_by_role("radio", name="Monet -> Photo").check()
             page.get_by_role("button", name="Translate").click()
-            page.wait_for_function(f"() => {{ const i = {output_image}; return i && i.complete && i.naturalWidth > 0 }}")
-            assert page.evaluate(f"() => [{output_image}.naturalWidth, {output_image}.naturalHeight]") == [201, 123]
+            wait_for_result(page)
+            assert page.evaluate(f"() => [{OUTPUT_IMAGE}.naturalWidth, {OUTPUT_IMAGE}.naturalHeight]") == [201, 123]
             assert page.get_by_label("Status").input_value() == "Monet -> Photo: 201x123."
             page.screenshot(path=str(tmp_path / "app_screenshot.png"), full_page=True)
 
+            # A tall portrait keeps Translate and the status above the fold on a desktop screen.
+            page.locator("input[type=file]").first.set_input_files(portrait)
+            page.locator("img[src*='tall']").first.wait_for(timeout=30_000)
+            for name in ("Translate",):
+                box = page.get_by_role("button", name=name).bounding_box()
+                assert box["y"] + box["height"] <= 900, f"{name} is below the fold: {box}"
+            status_box = page.get_by_label("Status").bounding_box()
+            assert status_box["y"] + status_box["height"] <= 900
+
             page.locator("table").get_by_text("Photo -> Monet").first.click()  # an example photo
             page.get_by_role("button", name="Translate").click()
-            sync_api.expect(page.get_by_label("Status")).to_have_value("Photo -> Monet: 256x256.", timeout=30_000)
+            sync_api.expect(page.get_by_label("Status")).to_have_value(re.compile(r"^Photo -> Monet: \d+x\d+\.$"), timeout=30_000)
 
-            page.goto(server)  # a fresh page: a text file renamed .png gets the app's message
+            page.goto(server)  # a fresh page: a text file renamed .png gets the app's message, which the status keeps
             page.locator("input[type=file]").first.set_input_files(str(junk))
             page.get_by_role("button", name="Translate").click()
-            page.get_by_text("Could not read 'notes.png' as an image").wait_for(timeout=30_000)
+            message = "'notes.png' is not an image file that can be read"
+            page.get_by_text(message).first.wait_for(timeout=30_000)
+            sync_api.expect(page.get_by_label("Status")).to_have_value(re.compile(re.escape(message)), timeout=30_000)
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_on_a_phone_the_result_is_in_view_after_translate(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    upload = save(gradient(300, 400), tmp_path / "phone.png")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page.goto(server)
+            page.locator("input[type=file]").first.set_input_files(upload)
+            page.locator("img[src*='phone']").first.wait_for(timeout=30_000)
+            button = page.get_by_role("button", name="Translate")
+            # The user scrolled down to the button: it is at the top of the screen when tapped.
+            page.evaluate("(y) => window.scrollTo(0, y)", button.bounding_box()["y"] + page.evaluate("window.scrollY"))
+            assert abs(button.bounding_box()["y"]) < 5
+            button.click()
+            wait_for_result(page)
+            page.wait_for_timeout(500)  # let any layout shift settle
+            visible = page.evaluate(
+                f"""() => {{
+                    const r = {OUTPUT_IMAGE}.getBoundingClientRect();
+                    const shown = Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
+                    return shown / r.height;
+                }}"""
+            )
+            assert visible >= 0.5, f"only {visible:.0%} of the result is on screen"
+            page.screenshot(path=str(tmp_path / "phone.png"))
         finally:
             browser.close()
