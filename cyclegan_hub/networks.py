@@ -18,7 +18,7 @@ PADDINGS = ("reflect", "replicate", "zeros")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 # How the generator doubles its resolution: the paper's transposed convs; nearest-neighbour resize
 # then a conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"); or zero insertion
-# then a fixed blur, then a conv (anti-aliased, as in CUT, Park et al. 2020).
+# then a fixed blur, i.e. bilinear interpolation, then a conv (anti-aliased, as in CUT, Park et al. 2020).
 UPSAMPLES = ("transpose", "resize", "antialias")
 # How G and D halve it: the paper's strided convs, or a stride-1 conv followed by a fixed blur
 # with stride 2 (Zhang 2019, "Making convolutional networks shift-invariant again", as in CUT).
@@ -78,21 +78,17 @@ class BlurDownsample(nn.Module):
 
 
 class BlurUpsample(nn.Module):
-    """Insert zeros between pixels, then the same low-pass (gain 4): doubles H and W.
+    """Insert zeros between pixels, then low-pass with the fixed [1, 3, 3, 1] x [1, 3, 3, 1] filter
+    (gain 4), the edges replicated: doubles H and W. No parameters.
 
-    Every output pixel is an average of its input neighbours with the same weights, so, unlike a
-    learned stride-2 transposed conv, it cannot paint a 2-pixel periodic pattern. No parameters.
+    That is exactly bilinear interpolation with half-pixel centres, which is how it is computed
+    (CUT's anti-aliased upsampling, filter size 4). Every output pixel is a fixed average of its
+    input neighbours, so, unlike a learned stride-2 transposed conv, it cannot paint a 2-pixel
+    periodic pattern.
     """
 
-    def __init__(self, channels: int):
-        super().__init__()
-        self.register_buffer("kernel", 4 * blur_kernel(channels), persistent=False)
-
     def forward(self, x):
-        # One replicated row and column so the last output row / column is not half-dark; cropped after.
-        padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
-        up = F.conv_transpose2d(padded, self.kernel, stride=2, padding=1, groups=self.kernel.shape[0])
-        return up[..., :-1, :-1]
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 class ConvNormReLU(nn.Sequential):
@@ -136,7 +132,7 @@ class UpConvNormReLU(nn.Sequential):
         if upsample == "transpose":
             self.conv = nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=bias)
         else:
-            self.resample = nn.Upsample(scale_factor=2, mode="nearest") if upsample == "resize" else BlurUpsample(in_channels)
+            self.resample = nn.Upsample(scale_factor=2, mode="nearest") if upsample == "resize" else BlurUpsample()
             self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=bias)
         self.norm = norm_layer(norm, out_channels)
         self.act = nn.ReLU(inplace=True)

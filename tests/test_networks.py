@@ -184,13 +184,19 @@ def test_antialias_layers_are_blur_pools():
 def test_blurs_keep_flat_images_flat_up_to_the_border():
     flat = torch.full((1, 4, 10, 14), 0.3)
     torch.testing.assert_close(BlurDownsample(4)(flat), torch.full((1, 4, 5, 7), 0.3))
-    torch.testing.assert_close(BlurUpsample(4)(flat), torch.full((1, 4, 20, 28), 0.3))
+    torch.testing.assert_close(BlurUpsample()(flat), torch.full((1, 4, 20, 28), 0.3))
 
 
-def test_blur_upsample_interpolates_linearly():
-    row = torch.tensor([0.0, 2.0, 4.0, 8.0]).reshape(1, 1, 1, 4).expand(1, 1, 4, 4)
-    up = BlurUpsample(1)(row)[0, 0, 0]
-    torch.testing.assert_close(up, torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 8.0]))
+def test_blur_upsample_is_zero_insertion_then_a_fixed_1331_filter():
+    x = torch.randn(1, 2, 5, 6)
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4  # gain 2 per axis: 4 in all, for the inserted zeros
+    kernel = (taps[:, None] * taps[None, :]).expand(2, 1, 4, 4)
+    # Replicate one pixel at each edge, insert zeros, filter: output 2i = (x[i-1] + 3 x[i]) / 4.
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    stuffed = torch.zeros(1, 2, 14, 16)
+    stuffed[..., ::2, ::2] = padded
+    by_hand = nn.functional.conv2d(stuffed, kernel, groups=2)[..., :10, :12]
+    torch.testing.assert_close(BlurUpsample()(x), by_hand)
 
 
 def test_blur_downsample_removes_the_two_pixel_period():

@@ -81,9 +81,8 @@ def assert_trained_model(output_dir: Path, domain_a: str, domain_b: str, **hyper
     """output_dir/model loads, translates, and its card names the domains and the hyperparameters."""
     model = CycleGAN.from_pretrained(output_dir / "model")
     assert (model.domain_a, model.domain_b) == (domain_a, domain_b)
-    assert model.generator_config == {
-        "ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, "upsample": "transpose", "downsample": "stride"
-    }
+    resampling = {key: hyperparameters.get(key, default) for key, default in (("upsample", "transpose"), ("downsample", "stride"))}
+    assert model.generator_config == {"ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, **resampling}
     with_d = CycleGAN.from_pretrained(output_dir / "model", load_discriminators=True)
     assert with_d.discriminator_a is not None
     out = model(torch.zeros(1, 3, 32, 32))
@@ -281,15 +280,19 @@ def test_bf16_compiled_run_on_cpu_resumes_without_compiling(layouts, env, tmp_pa
         "--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
         "--save_dtype", "bfloat16", "--checkpointing_steps", 2,
     ]
-    run_script([*args, "--max_steps", 2, "--compile"], env, launcher=launcher)  # the fast path the README gives
+    # The fast path the README gives, with the demo model's recipe (its blur layers compile too).
+    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9]
+    run_script([*args, *recipe, "--max_steps", 2, "--compile"], env, launcher=launcher)
     assert "mixed precision bf16" in (out / "model" / "README.md").read_text()
     stored = load_file(str(out / "model" / "model.safetensors"))
     assert {tensor.dtype for tensor in stored.values()} == {torch.bfloat16}
-    model = assert_trained_model(out, "A", "B", save_dtype="bfloat16", compile=True)
+    model = assert_trained_model(
+        out, "A", "B", save_dtype="bfloat16", compile=True, upsample="antialias", downsample="antialias", diffaugment=True, ema_decay=0.9
+    )
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     # Compiling does not rename the checkpoint's weights, so the run continues uncompiled.
     assert set(load_file(str(out / "checkpoint-2" / "model.safetensors"))) == set(model.generator_ab.state_dict())
-    run_script([*args, "--max_steps", 4, "--resume_from_checkpoint", "latest"], env, launcher=launcher)
+    run_script([*args, *recipe, "--max_steps", 4, "--resume_from_checkpoint", "latest"], env, launcher=launcher)
     assert checkpoints(out) == {"checkpoint-2", "checkpoint-4"}
 
 
