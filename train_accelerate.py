@@ -217,7 +217,7 @@ def main(cfg: TrainConfig) -> Path:
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
             if step % cfg.checkpointing_steps == 0 or step == total_steps:
                 seconds = seconds_before + time.time() - started
-                state = {"step": step, "epoch": epoch, "seed": cfg.seed, "seconds": seconds, "model_config": model._hub_mixin_config}
+                state = {"step": step, "epoch": epoch, "seed": cfg.seed, "seconds": seconds, "model_config": model.config}
                 save_checkpoint(accelerator, output_dir, state, pools, cfg.checkpoints_total_limit, ema)
             if accelerator.is_main_process and (step == total_steps or cfg.push_steps and step % cfg.push_steps == 0):
                 run = run_summary(cfg, accelerator, dataset, step, seconds_before + time.time() - started)

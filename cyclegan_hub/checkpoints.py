@@ -24,7 +24,12 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
 EMA_FILE = "ema.safetensors"
 # Accelerate numbers the prepared models' files in the order train_accelerate.py prepares them: G, F, D_X, D_Y.
-GENERATOR_FILES = {"generator_ab": "model.safetensors", "generator_ba": "model_1.safetensors"}
+NETWORK_FILES = {
+    "generator_ab": "model.safetensors",
+    "generator_ba": "model_1.safetensors",
+    "discriminator_a": "model_2.safetensors",
+    "discriminator_b": "model_3.safetensors",
+}
 
 
 class CheckpointError(ValueError):
@@ -104,23 +109,25 @@ def load_checkpoint(accelerator, path: Path, pools: dict[str, ImagePool], ema=No
     return read_state(path)
 
 
-def model_from_checkpoint(path: str | Path, *, averaged: bool = True) -> CycleGAN:
-    """The translating pair as it stood at a checkpoint, in eval mode.
+def model_from_checkpoint(path: str | Path, *, averaged: bool = True, with_discriminators: bool = False) -> CycleGAN:
+    """The pair as it stood at a checkpoint, in eval mode.
 
     Args:
         path: a `checkpoint-<step>` folder.
         averaged: take the generators' moving average when the run kept one (what the run
             would have saved as its model); False takes the trained weights themselves.
+        with_discriminators: also load D_X and D_Y (to continue training from the model).
     """
     path = Path(path)
-    model = CycleGAN(**read_state(path)["model_config"])
-    if averaged and (path / EMA_FILE).is_file():
-        state = load_file(str(path / EMA_FILE))
-        state.pop("updates")
-        model.load_state_dict(state)
-    else:
-        for name, filename in GENERATOR_FILES.items():
-            state = load_file(str(path / filename))
+    model = CycleGAN(**read_state(path)["model_config"], with_discriminators=with_discriminators)
+    average = load_file(str(path / EMA_FILE)) if averaged and (path / EMA_FILE).is_file() else None
+    for name, filename in NETWORK_FILES.items():
+        if name.startswith("discriminator") and not with_discriminators:
+            continue
+        if average is not None and name.startswith("generator"):
+            state = {key.removeprefix(f"{name}."): value for key, value in average.items() if key.startswith(f"{name}.")}
+        else:
             # Runs before in-place compiling wrapped the networks, which prefixed every name.
-            getattr(model, name).load_state_dict({key.removeprefix("_orig_mod."): value for key, value in state.items()})
+            state = {key.removeprefix("_orig_mod."): value for key, value in load_file(str(path / filename)).items()}
+        getattr(model, name).load_state_dict(state)
     return model.eval()

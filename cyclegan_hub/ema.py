@@ -31,13 +31,7 @@ class GeneratorEMA:
         self.decay = decay
         self.updates = 0
         with torch.random.fork_rng(devices=[]):  # building draws random weights: leave the run's random stream as it was
-            self.model = CycleGAN(
-                model.domain_a,
-                model.domain_b,
-                generator=model.generator_config,
-                discriminator=model.discriminator_config,
-                training_resolution=model.training_resolution,
-            )
+            self.model = CycleGAN(**model.config)
         for name in GENERATORS:
             getattr(self.model, name).load_state_dict(getattr(model, name).state_dict())
         self.model.requires_grad_(False).to(next(model.parameters()).device)

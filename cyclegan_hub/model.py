@@ -78,10 +78,25 @@ class CycleGAN(HubModule):
         self._fast: dict[str, CompiledGenerator] = {}  # filled by enable_fast_inference
         self.discriminator_a: PatchDiscriminator | None = None
         self.discriminator_b: PatchDiscriminator | None = None
-        # The config describes the model, not whether this instance trains.
-        self._hub_mixin_config.pop("with_discriminators", None)
         if with_discriminators:
             self.add_discriminators()
+
+    @property
+    def config(self) -> dict:
+        """What config.json holds: the domains and the networks' settings (not whether this
+        instance has discriminators, which is about training, not the model)."""
+        return dict(
+            domain_a=self.domain_a,
+            domain_b=self.domain_b,
+            generator=dict(self.generator_config),
+            discriminator=dict(self.discriminator_config),
+            training_resolution=self.training_resolution,
+        )
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Like `HubModule.save_pretrained`, writing `config` as config.json."""
+        kwargs.setdefault("config", self.config)
+        return super().save_pretrained(save_directory, **kwargs)
 
     def add_discriminators(self) -> None:
         """Create freshly initialised D_X (judges domain A) and D_Y (judges domain B)."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .hub import HUB_METADATA
+
 CITATION_ARXIV = "arxiv:1703.10593"
 
 
@@ -61,7 +63,6 @@ def render_model_card(
         baselines: label -> metrics of the same form for reference models (e.g. "untrained network").
         template_vars: anything else the template shows (hyperparameters, training_summary, samples_image, ...).
     """
-    info = model._hub_mixin_info
     rows, eval_results = _metric_rows(model, metrics, None), []
     for label, baseline in (baselines or {}).items():
         rows += _metric_rows(model, baseline, label)
@@ -78,8 +79,12 @@ def render_model_card(
                         metric_value=round(float(row[metric]), 5),
                     )
                 )
-    card_data = ModelCardData(**info.model_card_data.to_dict())
-    card_data.tags = sorted(set((card_data.tags or []) + [CITATION_ARXIV]))
+    card_data = ModelCardData(
+        library_name=HUB_METADATA["library_name"],
+        pipeline_tag=HUB_METADATA["pipeline_tag"],
+        license=HUB_METADATA["license"],
+        tags=sorted({*HUB_METADATA["tags"], CITATION_ARXIV}),
+    )
     if dataset:
         card_data.datasets = [dataset]
     if eval_results:
@@ -89,7 +94,7 @@ def render_model_card(
     return ModelCard.from_template(
         card_data,
         template_str=template_text(),
-        repo_url=info.repo_url,
+        repo_url=HUB_METADATA["repo_url"],
         domain_a=model.domain_a,
         domain_b=model.domain_b,
         model_id=model_id,

@@ -392,8 +392,10 @@ def assert_saves_the_average(output_dir: Path) -> None:
     # A checkpoint loads as the pair it would have saved, or as its trained weights.
     averaged = model_from_checkpoint(output_dir / "checkpoint-8")
     assert all(torch.equal(value, saved[key]) for key, value in averaged.state_dict().items())
-    trained = model_from_checkpoint(output_dir / "checkpoint-8", averaged=False)
+    trained = model_from_checkpoint(output_dir / "checkpoint-8", averaged=False, with_discriminators=True)
     assert torch.equal(trained.generator_ab.head.weight, raw["head.weight"])
+    saved_discriminators = load_file(str(output_dir / "model" / "discriminators.safetensors"))
+    assert all(torch.equal(value, saved_discriminators[key]) for key, value in trained.state_dict().items() if key.startswith("discriminator"))
 
 
 # --- mistakes ----------------------------------------------------------------------------------
