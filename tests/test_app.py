@@ -420,3 +420,12 @@ def test_on_a_phone_the_result_is_in_view_after_translate(server, tmp_path):
             page.screenshot(path=str(tmp_path / "phone.png"))
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_start_up_says_it_is_compiling_before_it_compiles(model_dir, capsys):
+    translator = app.Translator(app.Settings(model=str(model_dir), compile=True))
+    printed = capsys.readouterr().out
+    announced, done = printed.index("Compiling the generators"), printed.index("Compiled in")
+    assert announced < done and "first time" in printed[announced:done]
+    assert translator.model._fast  # and it did compile
