@@ -23,6 +23,10 @@ UPSAMPLES = ("transpose", "resize", "antialias")
 # How G and D halve it: the paper's strided convs, or a stride-1 conv followed by a fixed blur
 # with stride 2 (Zhang 2019, "Making convolutional networks shift-invariant again", as in CUT).
 DOWNSAMPLES = ("stride", "antialias")
+# Input sides the generator takes: divisible by 4 (two halvings) and at least 8 (its 4x smaller
+# bottleneck needs 2 pixels per side for reflect padding and instance norm).
+SIDE_MULTIPLE = 4
+MIN_SIDE = 8
 
 
 def _check_choice(name: str, value, choices) -> None:

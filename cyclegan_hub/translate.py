@@ -8,19 +8,19 @@ Images of the same size run as one batch.
 
 from __future__ import annotations
 
-import math
 import contextlib
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from .images import pil_to_tensor, tensor_to_pil, to_rgb
-
-SIDE_MULTIPLE = 4
-MIN_SIDE = 8
+from .networks import MIN_SIDE, SIDE_MULTIPLE
+from .tiling import translate_tiled
 
 
 def fit_max_side(image: Image.Image, max_side: int | None, downscale: bool = True) -> Image.Image:
@@ -131,6 +131,7 @@ def translate(
     downscale: bool = True,
     batch_size: int = 8,
     short_side: int | None = None,
+    tile_size: int | None = None,
 ) -> Image.Image | list[Image.Image] | torch.Tensor:
     """Translate images with `generator`.
 
@@ -144,6 +145,9 @@ def translate(
         short_side: the scale to translate at: an image whose shorter side is longer is
             downscaled to it for the generator, and the output is upscaled (bicubic) back to
             the image's size. A generator paints strokes at the scale it was trained on.
+        tile_size: PIL images longer than this on a side are translated in tiles of this size
+            with whole-image normalisation (`cyclegan_hub.tiling`): memory bounded by the tile,
+            the result equal to one pass up to rounding. Needs an eager generator. None: one pass.
 
     Returns:
         The same kind as the input: a PIL image, a list of PIL images, or a tensor.
@@ -154,6 +158,8 @@ def translate(
     if short_side is not None and (not isinstance(short_side, int) or short_side < MIN_SIDE):
         raise ValueError(f"short_side must be an integer >= {MIN_SIDE}, got {short_side!r}")
     if isinstance(images, torch.Tensor):
+        if tile_size is not None:
+            raise ValueError("tile_size applies to PIL images; translate a large tensor as a PIL image")
         batch = fit_max_side_tensor(_check_tensor(images, in_channels), max_side, downscale)
         working = fit_short_side_tensor(batch, short_side)
         outputs = torch.cat([run_generator(generator, chunk) for chunk in working.split(batch_size)])
@@ -175,16 +181,19 @@ def translate(
         except OSError as error:  # Pillow decodes lazily: a truncated or corrupt file fails here
             raise ValueError(f"image {index}: the file is incomplete or damaged ({error})") from None
     working = [fit_short_side(image, short_side) for image in prepared]
-    # Group same-size images so each group is one forward pass.
+    results: list[Image.Image | None] = [None] * len(prepared)
+    # Group same-size images so each group is one forward pass; large ones go in tiles.
     by_size = defaultdict(list)
     for index, image in enumerate(working):
-        by_size[image.size].append(index)
-    results: list[Image.Image | None] = [None] * len(prepared)
+        if tile_size is not None and max(image.size) > tile_size:
+            results[index] = Image.fromarray(translate_tiled(generator, np.asarray(image), tile_size))
+        else:
+            by_size[image.size].append(index)
     for indices in by_size.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch = torch.stack([pil_to_tensor(working[i]) for i in chunk])
             for i, output in zip(chunk, run_generator(generator, batch)):
-                translated = tensor_to_pil(output)
-                results[i] = translated if translated.size == prepared[i].size else translated.resize(prepared[i].size, Image.Resampling.BICUBIC)
+                results[i] = tensor_to_pil(output)
+    results = [out if out.size == image.size else out.resize(image.size, Image.Resampling.BICUBIC) for out, image in zip(results, prepared)]
     return results[0] if single else results
