@@ -32,8 +32,10 @@ the environment variables above.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -49,6 +51,9 @@ from cyclegan_hub.model_card import card_summary
 from cyclegan_hub.translate import fit_max_side
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
+TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in tiles this large
+# A tiled translation costs about this many one-pass translations of the same image (bench/tiled.py).
+TILED_COST = 12
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
 IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
 
@@ -85,6 +90,8 @@ class Translator:
         self.scale = settings.scale or ("training" if self.model.training_resolution else "input")
         # UI labels, e.g. "Photo -> Monet"; the model resolves them, like "a2b" or a domain name.
         self.labels = {key: label.title() for key, label in self.model.directions.items()}
+        self.seconds_per_megapixel = 1.0  # measured by every on-screen translation
+        self.downloads = Downloads()
 
     def __call__(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
         """Translate one uploaded file; returns (translated image, status line). Errors are gr.Error."""
@@ -93,23 +100,50 @@ class Translator:
         except (UnreadableImageError, ValueError) as error:
             raise gr.Error(str(error), print_exception=False) from None
 
-    def translate(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
+    def request(self, upload: str | dict | None, direction: str, max_side: int | None):
+        """(direction key, the opened upload) for a request; ValueErrors say what is wrong."""
         if not upload:
             raise ValueError("Please upload an image first.")
-        # The UI and API send a file payload ({"path", "orig_name", ...}); the event runs with
+        # The UI and API send a file payload ({"path", "orig_name", ...}); the events run with
         # preprocess=False so that an unreadable upload reaches open_image and its clear message.
         path, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
         try:
             key = self.model.resolve_direction(direction)
         except ValueError:
             raise ValueError(f"Unknown direction {direction!r}: use {', '.join(self.labels.values())}, 'a2b' or 'b2a'.") from None
-        opened = open_image(path, name=name, reduce_to=self.settings.max_side)
+        return key, open_image(path, name=name, reduce_to=max_side)
+
+    def translate(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
+        key, opened = self.request(upload, direction, self.settings.max_side)
         picture = fit_max_side(opened.image, self.settings.max_side)
+        started = time.perf_counter()
         output = self.model.translate(picture, key, scale=self.scale)
+        self.seconds_per_megapixel = (time.perf_counter() - started) / megapixels(output.size)
         # Identical requests must not share one cached file (Gradio rewrites it in place while
         # another client may be downloading it): a request id makes every PNG's bytes unique.
         output.info.update(Software="cyclegan-hub", Comment=f"{self.labels[key]}, request {uuid.uuid4()}")
         return output, self.status(key, opened, picture)
+
+    def full_resolution(self, upload: str | dict | None, direction: str):
+        """Translate the upload at its own size, for download; says first how long it will take."""
+        try:
+            key, opened = self.request(upload, direction, None)
+        except (UnreadableImageError, ValueError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        width, height = opened.image.size
+        label = self.labels[key]
+        yield None, f"{label}: translating {width}x{height} at full resolution, {self.estimate(opened.image.size)}..."
+        started = time.perf_counter()
+        output = self.model.translate(opened.image, key, scale=self.scale, tile_size=TILE_SIZE if self.scale == "input" else None)
+        path = self.downloads.add(output)
+        yield path, f"{label}: {width}x{height} at full resolution in {time.perf_counter() - started:.0f} s, ready to download."
+
+    def estimate(self, size: tuple[int, int]) -> str:
+        """How long a full-resolution translation will take, from the last on-screen one's pace."""
+        if self.scale == "training":  # one pass at the training resolution, then an upscale
+            return "a few seconds"
+        pace = self.seconds_per_megapixel * TILED_COST
+        return f"about {max(1, round(pace * megapixels(size) / 60))} min (in tiles, {pace:.0f} s per megapixel on this machine)"
 
     def status(self, key: str, opened, picture: Image.Image) -> str:
         parts = []
@@ -155,6 +189,27 @@ class Translator:
         return f"{summary}\n\n{scale} Images longer than {self.settings.max_side} px are downscaled first."
 
 
+def megapixels(size: tuple[int, int]) -> float:
+    return size[0] * size[1] / 1e6
+
+
+class Downloads:
+    """Full-resolution results as PNG files for Gradio to serve; only the latest few are kept."""
+
+    def __init__(self, keep: int = 8):
+        self.folder = tempfile.TemporaryDirectory(prefix="cyclegan-downloads-")
+        self.files: collections.deque[Path] = collections.deque()
+        self.keep = keep
+
+    def add(self, image: Image.Image) -> str:
+        path = Path(self.folder.name) / f"translated-{uuid.uuid4().hex[:8]}.png"
+        image.save(path)
+        self.files.append(path)
+        while len(self.files) > self.keep:
+            self.files.popleft().unlink(missing_ok=True)
+        return str(path)
+
+
 def load_model(settings: Settings) -> CycleGAN:
     """The model of `settings`, compiled and warmed up unless told otherwise; exits with a clear message on failure."""
     source = settings.model
@@ -198,9 +253,12 @@ def build_demo(translator: Translator) -> gr.Blocks:
                 status = gr.Textbox(label="Status", interactive=False, lines=1)
             with gr.Column(min_width=300):
                 result = gr.Image(label="Translated", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="output-image")
+                full_button = gr.Button("Full resolution (download)", variant="secondary")
+                download = gr.File(label="Full-resolution result", interactive=False)
         event = button.click(translator, [source, direction], [result, status], api_name="translate", preprocess=False)
         # After the error pop-up fades, the status box keeps the reason.
         event.failure(translator.explain_failure, [source, direction], status, api_visibility="private", preprocess=False)
+        full_button.click(translator.full_resolution, [source, direction], [download, status], api_name="full_resolution", preprocess=False)
         rows = translator.example_rows()
         if rows:
             gr.Examples(rows, [source, direction], cache_examples=False)

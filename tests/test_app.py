@@ -429,3 +429,18 @@ def test_start_up_says_it_is_compiling_before_it_compiles(model_dir, capsys):
     announced, done = printed.index("Compiling the generators"), printed.index("Compiled in")
     assert announced < done and "first time" in printed[announced:done]
     assert translator.model._fast  # and it did compile
+
+
+def test_full_resolution_says_how_long_first_then_gives_the_whole_image(translator, tmp_path):
+    path = save(gradient(300, 200), tmp_path / "large.png")  # beyond max_side 64
+    translator(path, "a2b")  # an on-screen translation sets the pace
+    steps = list(translator.full_resolution(path, "a2b"))
+    (first_file, first_status), (file, status) = steps
+    assert first_file is None and first_status.startswith("Photo -> Monet: translating 300x200 at full resolution, about ")
+    assert status.startswith("Photo -> Monet: 300x200 at full resolution in ") and status.endswith("ready to download.")
+    with Image.open(file) as image:
+        assert image.size == (300, 200)
+    with pytest.raises(gr.Error, match="'notes.txt' is not an image file"):
+        notes = tmp_path / "notes.txt"
+        notes.write_text("no")
+        list(translator.full_resolution(str(notes), "a2b"))
