@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.checkpoints import CheckpointError, load_checkpoint, read_state, resolve_resume, save_checkpoint
+from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
 from cyclegan_hub.ema import GeneratorEMA
@@ -69,11 +70,12 @@ def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
     return (cfg.num_epochs + cfg.decay_epochs) * steps_per_epoch, cfg.num_epochs * steps_per_epoch
 
 
-def evaluate(model: CycleGAN, held_out: tuple[list, list], cfg: TrainConfig) -> dict:
-    """FID/KID of both directions on the held-out images, at the training resolution."""
-    from cyclegan_hub.evaluate import evaluate_translation  # loads scipy and the Inception net only when asked
+def held_out_evaluation(held_out: tuple[list, list], cfg: TrainConfig):
+    """FID/KID/checkerboard of both directions on the held-out images, at the training resolution;
+    the real images go through Inception once, here."""
+    from cyclegan_hub.evaluate import Evaluation  # loads scipy and the Inception net only when asked
 
-    return evaluate_translation(model, *held_out, image_size=cfg.crop_size)
+    return Evaluation(*held_out, image_size=cfg.crop_size)
 
 
 def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, run: dict) -> None:
@@ -93,7 +95,7 @@ def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, 
         ),
         metrics=run["metrics"],
         metrics_notes=f"Computed on the `{run['eval_split']}` split." if run["metrics"] else None,
-        hyperparameters={k: v for k, v in dataclasses.asdict(cfg).items() if v is not None and "hub" not in k},
+        hyperparameters=card_values(cfg),
         training_summary=run["summary"],
     )
     (target / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card
@@ -179,7 +181,7 @@ def main(cfg: TrainConfig) -> Path:
     accelerator.init_trackers(cfg.tracker_project_name, config=dataclasses.asdict(cfg))
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, unit="step")
     images_per_step = 2 * cfg.batch_size * accelerator.num_processes  # one A and one B per sample
-    skipped_images, started, start_step, metrics = 0, time.time(), step, None
+    skipped_images, started, start_step, metrics, evaluation = 0, time.time(), step, None, None
 
     while step < total_steps:
         dataset.set_epoch(epoch)
@@ -213,7 +215,8 @@ def main(cfg: TrainConfig) -> Path:
                 grid.save(output_dir / "samples" / f"step-{step:07d}.png")
                 log_sample_grid(accelerator, grid, step)
             if cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps) and accelerator.is_main_process:
-                metrics = evaluate(published, held_out, cfg)
+                evaluation = evaluation or held_out_evaluation(held_out, cfg)
+                metrics = evaluation(published)
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
             if step % cfg.checkpointing_steps == 0 or step == total_steps:
                 seconds = seconds_before + time.time() - started

@@ -8,9 +8,15 @@ import typing
 from dataclasses import field
 
 
-def option(default, help: str, choices=None):  # noqa: A002 - mirrors argparse's own name
-    """A dataclass field that is also a command-line flag."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(default, help: str, choices=None, card: bool = True):  # noqa: A002 - mirrors argparse's own name
+    """A dataclass field that is also a command-line flag. `card`: whether the model card lists
+    it among the hyperparameters (False for run plumbing that does not change the model)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "card": card})
+
+
+def card_values(config) -> dict:
+    """The fields of a dataclass of options that belong on a model card, set ones only."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get("card") and getattr(config, f.name) is not None}
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class, defaults: dict | None = None) -> None:

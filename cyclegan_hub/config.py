@@ -22,12 +22,12 @@ class TrainConfig(DataOptions):
     # data (the dataset flags come from DataOptions)
     domain_a: str = option("A", "name of domain A, e.g. photo (used in the config, card and demo)")
     domain_b: str = option("B", "name of domain B, e.g. monet")
-    eval_split: str = option("test", "split with held-out images for samples and FID/KID (falls back to --split)")
+    eval_split: str = option("test", "split with held-out images for samples and FID/KID (falls back to --split)", card=False)
     load_size: int = option(286, "resize images to this size before cropping")
     crop_size: int = option(256, "random crop size: the training resolution")
     preprocess: str = option("resize_and_crop", "augmentation", PREPROCESS_MODES)
     no_flip: bool = option(False, "turn off random horizontal flips")
-    num_workers: int = option(4, "DataLoader worker processes that decode and augment images")
+    num_workers: int = option(4, "DataLoader worker processes that decode and augment images", card=False)
     # networks
     ngf: int = option(64, "generator filters in the first conv layer")
     ndf: int = option(64, "discriminator filters in the first conv layer")
@@ -61,25 +61,25 @@ class TrainConfig(DataOptions):
     cpu_threads: int | None = option(
         None,
         "torch threads per process when training on the CPU (default: OMP_NUM_THREADS if above 1, else the "
-        "machine's physical cores shared among its processes; `accelerate launch` sets OMP_NUM_THREADS=1)",
+        "machine's physical cores shared among its processes; `accelerate launch` sets OMP_NUM_THREADS=1)", card=False
     )
     # run plumbing
-    output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go")
-    checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps")
-    checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints")
-    resume_from_checkpoint: str | None = option(None, "'latest' or a checkpoint folder to continue from")
-    logging_steps: int = option(50, "log every loss term every N steps")
-    sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps")
-    num_sample_images: int = option(4, "fixed validation images per direction in the sample grid")
-    eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)")
-    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)")
-    report_to: str = option("tensorboard", "experiment tracker", ("tensorboard", "wandb", "all", "none"))
-    tracker_project_name: str = option("cyclegan", "project name in the tracker")
+    output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go", card=False)
+    checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps", card=False)
+    checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints", card=False)
+    resume_from_checkpoint: str | None = option(None, "'latest' or a checkpoint folder to continue from", card=False)
+    logging_steps: int = option(50, "log every loss term every N steps", card=False)
+    sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps", card=False)
+    num_sample_images: int = option(4, "fixed validation images per direction in the sample grid", card=False)
+    eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)", card=False)
+    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)", card=False)
+    report_to: str = option("tensorboard", "experiment tracker", ("tensorboard", "wandb", "all", "none"), card=False)
+    tracker_project_name: str = option("cyclegan", "project name in the tracker", card=False)
     save_dtype: str = option("float32", "dtype of the final weights", tuple(DTYPES))
-    push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub")
-    hub_model_id: str | None = option(None, "repo id to push to, e.g. org/cyclegan-monet")
-    hub_private: bool = option(False, "create the Hub repo as private")
-    push_steps: int | None = option(None, "also save and push every N steps")
+    push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub", card=False)
+    hub_model_id: str | None = option(None, "repo id to push to, e.g. org/cyclegan-monet", card=False)
+    hub_private: bool = option(False, "create the Hub repo as private", card=False)
+    push_steps: int | None = option(None, "also save and push every N steps", card=False)
 
     def __post_init__(self):
         problems = []

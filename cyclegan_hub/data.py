@@ -31,18 +31,18 @@ PREPROCESS_MODES = ("resize_and_crop", "scale_width_and_crop", "none")
 class DataOptions:
     """Where the two domains come from; each field is a command-line flag of the same name."""
 
-    dataset: str | None = option(None, "Hub dataset id, local dataset folder, or folder with trainA/ trainB/")
-    dataset_a: str | None = option(None, "dataset of domain A, when each domain is its own dataset or config")
-    dataset_b: str | None = option(None, "dataset of domain B")
-    config_a: str | None = option(None, "config (subset) of --dataset_a, or of --dataset")
-    config_b: str | None = option(None, "config (subset) of --dataset_b")
-    split: str = option("train", "split to read; labels {split}A/{split}B are picked in labelled layouts")
-    image_column_a: str | None = option(None, "image column of domain A (auto-detected when unambiguous)")
-    image_column_b: str | None = option(None, "image column of domain B")
-    label_column: str | None = option(None, "column naming each row's domain (auto: the ClassLabel column)")
-    label_a: str | None = option(None, "label value of domain A (auto: {split}A or A)")
-    label_b: str | None = option(None, "label value of domain B (auto: {split}B or B)")
-    streaming: bool = option(False, "stream the dataset instead of downloading it")
+    dataset: str | None = option(None, "Hub dataset id, local dataset folder, or folder with trainA/ trainB/", card=False)
+    dataset_a: str | None = option(None, "dataset of domain A, when each domain is its own dataset or config", card=False)
+    dataset_b: str | None = option(None, "dataset of domain B", card=False)
+    config_a: str | None = option(None, "config (subset) of --dataset_a, or of --dataset", card=False)
+    config_b: str | None = option(None, "config (subset) of --dataset_b", card=False)
+    split: str = option("train", "split to read; labels {split}A/{split}B are picked in labelled layouts", card=False)
+    image_column_a: str | None = option(None, "image column of domain A (auto-detected when unambiguous)", card=False)
+    image_column_b: str | None = option(None, "image column of domain B", card=False)
+    label_column: str | None = option(None, "column naming each row's domain (auto: the ClassLabel column)", card=False)
+    label_a: str | None = option(None, "label value of domain A (auto: {split}A or A)", card=False)
+    label_b: str | None = option(None, "label value of domain B (auto: {split}B or B)", card=False)
+    streaming: bool = option(False, "stream the dataset instead of downloading it", card=False)
 
 
 class DatasetLayoutError(ValueError):

@@ -1,4 +1,4 @@
-"""Model cards for CycleGAN repos, rendered from the Jinja template in `model_cards/cyclegan.md`.
+"""Model cards for CycleGAN repos, rendered from the Jinja template `model_card.md` beside this file.
 
 Metrics also go into the card's metadata as `EvalResult`s, so the Hub shows them.
 """
@@ -16,12 +16,9 @@ from .hub import HUB_METADATA
 CITATION_ARXIV = "arxiv:1703.10593"
 
 
-def template_text(name: str = "cyclegan.md") -> str:
-    """The template, from the installed package or, in a checkout that was never installed, beside it."""
-    try:
-        return files("cyclegan_hub.model_cards").joinpath(name).read_text(encoding="utf-8")
-    except ModuleNotFoundError:
-        return (Path(__file__).resolve().parent.parent / "model_cards" / name).read_text(encoding="utf-8")
+def template_text() -> str:
+    """The card's Jinja template, shipped inside the package."""
+    return files("cyclegan_hub").joinpath("model_card.md").read_text(encoding="utf-8")
 
 
 def _metric_rows(model, metrics: dict | None, baseline: str | None) -> list[dict]:

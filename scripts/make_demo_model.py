@@ -25,8 +25,10 @@ from PIL import Image
 
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.checkpoints import model_from_checkpoint, read_state
+from cyclegan_hub.cli import card_values
+from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, held_out_images
-from cyclegan_hub.evaluate import evaluate_translation
+from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
 from cyclegan_hub.samples import sample_grid
 
@@ -90,11 +92,12 @@ def main():
     if split != "test":
         raise SystemExit(f"{args.data} has no testA/ testB/ held-out images")
 
-    metrics = evaluate_translation(model, photos, monets, baseline=True)
+    evaluation = Evaluation(photos, monets)
+    metrics = evaluation(model, baseline=True)
     baselines = {"untranslated input": untranslated(metrics)}
     for reference in args.reference:
         label, folder = reference.split("=", 1)
-        baselines[label] = evaluate_translation(photo_first(CycleGAN.from_pretrained(folder)), photos, monets)
+        baselines[label] = evaluation(photo_first(CycleGAN.from_pretrained(folder)))
     results = {
         "this model": metrics,
         **baselines,
@@ -134,7 +137,7 @@ def main():
         f"How the recipe was chosen, with the pilot runs it was measured against: `{args.recipe_doc}` in the "
         "cyclegan-hub repository."
     )
-    hyperparameters = {k: v for k, v in config.items() if v is not None and "hub" not in k and k not in ("output_dir", "resume_from_checkpoint")}
+    hyperparameters = card_values(TrainConfig(**config))
     (args.output / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card
     model.save_pretrained(
         args.output,

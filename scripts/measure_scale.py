@@ -22,7 +22,7 @@ from PIL import Image
 
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.data import DataOptions, held_out_images
-from cyclegan_hub.evaluate import distance, shared_features
+from cyclegan_hub.metrics import distance, shared_features
 
 FACTORS = (2, 4)
 CROP = 384  # pixels of a 1:1 crop

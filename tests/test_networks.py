@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cyclegan_hub import PatchDiscriminator, ResnetGenerator
-from cyclegan_hub.evaluate import periodic_peak_ratio
+from cyclegan_hub.metrics import periodic_peak_ratio
 from cyclegan_hub.images import tensor_to_pil
 from cyclegan_hub.networks import DOWNSAMPLES, UPSAMPLES, BlurDownsample, BlurUpsample, init_weights
 
