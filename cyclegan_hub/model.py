@@ -156,6 +156,11 @@ class CycleGAN(HubModule):
                 self.translate(Image.new("RGB", (warmup_side, warmup_side * 3 // 4)), direction)
 
     @property
+    def compiled(self) -> dict[str, CompiledGenerator]:
+        """The compiled generators by direction once `enable_fast_inference` ran, else empty."""
+        return dict(self._fast)
+
+    @property
     def directions(self) -> dict[str, str]:
         """Human labels of the two directions, e.g. {"a2b": "photo -> monet", ...}."""
         return {"a2b": f"{self.domain_a} -> {self.domain_b}", "b2a": f"{self.domain_b} -> {self.domain_a}"}

@@ -428,7 +428,7 @@ def test_start_up_says_it_is_compiling_before_it_compiles(model_dir, capsys):
     printed = capsys.readouterr().out
     announced, done = printed.index("Compiling the generators"), printed.index("Compiled in")
     assert announced < done and "first time" in printed[announced:done]
-    assert translator.model._fast  # and it did compile
+    assert translator.model.compiled  # and it did compile
 
 
 def test_full_resolution_says_how_long_first_then_gives_the_whole_image(translator, tmp_path):

@@ -16,12 +16,12 @@ def test_fast_inference_matches_eager_at_every_size(make_cyclegan):
     images = [torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 2 - 1 for h, w in ((128, 128), (136, 180))]
     eager = [model.translate(image, "a2b") for image in images]
     model.enable_fast_inference(warmup_side=128)
-    assert isinstance(model._fast["a2b"], CompiledGenerator) and not model._fast["a2b"].fallen_back
+    assert isinstance(model.compiled["a2b"], CompiledGenerator) and not model.compiled["a2b"].fallen_back
     for image, expected in zip(images, eager):
         assert (model.translate(image, "a2b") - expected).abs().max() < 1e-4
     picture = Image.new("RGB", (137, 221), (200, 30, 90))
     assert model.translate(picture, "b2a").size == (137, 221)
-    assert not model._fast["b2a"].fallen_back
+    assert not model.compiled["b2a"].fallen_back
 
 
 @pytest.mark.slow
@@ -30,7 +30,7 @@ def test_bf16_fast_inference_is_close_to_fp32_and_returns_fp32(make_cyclegan):
     images = torch.rand(2, 3, 136, 152, generator=torch.Generator().manual_seed(0)) * 2 - 1
     expected = model.translate(images, "a2b")
     model.enable_fast_inference(warmup_side=128, bf16=True)
-    assert model._fast["a2b"].bf16 and not model._fast["a2b"].fallen_back
+    assert model.compiled["a2b"].bf16 and not model.compiled["a2b"].fallen_back
     output = model.translate(images, "a2b")
     assert output.dtype == torch.float32 and output.shape == expected.shape
     difference = (output - expected).abs()
@@ -44,7 +44,7 @@ def test_after_warm_up_no_size_recompiles(make_cyclegan):
     with torch.compiler.set_stance("fail_on_recompile"):  # a recompile raises, and the path falls back to eager
         for size in [(150, 400), (400, 150), (130, 130), (1, 1), (3, 7), (100, 60), (1024, 700)]:
             assert model.translate(Image.new("RGB", size, (90, 20, 200)), "a2b").size == size
-    assert not model._fast["a2b"].fallen_back  # portrait, landscape, square, tiny and small: no new graph
+    assert not model.compiled["a2b"].fallen_back  # portrait, landscape, square, tiny and small: no new graph
 
 
 def broken_backend(graph, example_inputs):
@@ -71,4 +71,4 @@ def test_enable_fast_inference_is_not_saved(make_cyclegan, tmp_path):
     model = make_cyclegan()
     model.enable_fast_inference(warmup_side=None)
     model.save_pretrained(tmp_path)
-    assert CycleGAN.from_pretrained(tmp_path)._fast == {}
+    assert CycleGAN.from_pretrained(tmp_path).compiled == {}
