@@ -6,6 +6,9 @@ have named parts (`up.0.conv.weight`). As in nanoGPT's `GPT.from_pretrained`, we
 model, map every key through one explicit table, check the key sets and shapes, and copy the
 tensors under `no_grad`.
 
+The architecture (width, residual blocks, dropout, norm, discriminator depth) is read from the
+checkpoint's own keys and shapes; nothing needs to be told.
+
 Usage:
     python -m cyclegan_hub.convert --generator horse2zebra.pth --output_dir horse2zebra
     python -m cyclegan_hub.convert --checkpoint_dir checkpoints/maps_cyclegan \\
@@ -34,10 +37,6 @@ ORIGINAL_TO_OURS = {
     "D_A": "discriminator_b",
     "D_B": "discriminator_a",
 }
-
-# The original's ResnetGenerator only distinguishes these two (its "none" drops the conv biases,
-# which ours keep, so it would not map one to one).
-CONVERTIBLE_NORMS = ("instance", "batch")
 
 # Old PyTorch versions saved running statistics on InstanceNorm layers that never use them;
 # released files still carry them, and current InstanceNorm2d has no such buffers.
@@ -139,9 +138,38 @@ def _as_state_dict(checkpoint) -> dict[str, torch.Tensor]:
     return dict(checkpoint)
 
 
-def _residual_blocks_in(state_dict: Mapping[str, torch.Tensor]) -> int:
-    """How many residual blocks an original generator checkpoint has (for error hints)."""
-    return len({key.split(".")[1] for key in state_dict if ".conv_block." in key})
+def _weight(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> torch.Tensor:
+    if key not in state_dict:
+        raise ValueError(f"not an original {what} checkpoint: it has no {key!r} (keys: {_show(sorted(state_dict))})")
+    return state_dict[key]
+
+
+def generator_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """The `ResnetGenerator` settings an original generator checkpoint was trained with.
+
+    ngf from the first conv, the residual blocks from their indices, dropout from where each
+    block's second conv sits (one index on when a Dropout precedes it), batch norm from the
+    norms' affine weights (instance norm has none).
+    """
+    source = strip_data_parallel(state_dict)
+    stem = _weight(source, "model.1.weight", "ResnetGenerator")
+    blocks = sorted({int(key.split(".")[1]) for key in source if ".conv_block." in key})
+    second_conv = source.get(f"model.{blocks[0]}.conv_block.6.weight") if blocks else None
+    return dict(
+        ngf=stem.shape[0],
+        n_blocks=len(blocks),
+        norm="batch" if "model.2.weight" in source else "instance",
+        dropout=0.5 if second_conv is not None and second_conv.dim() == 4 else 0.0,
+    )
+
+
+def discriminator_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """The `PatchDiscriminator` settings of an original discriminator checkpoint: ndf from the
+    first conv, the stride-2 layers from the number of convs, batch norm from affine weights."""
+    source = strip_data_parallel(state_dict)
+    first = _weight(source, "model.0.weight", "PatchGAN discriminator")
+    convs = [key for key, value in source.items() if key.endswith(".weight") and value.dim() == 4]
+    return dict(ndf=first.shape[0], n_layers=len(convs) - 2, norm="batch" if "model.3.weight" in source else "instance")
 
 
 def copy_original_weights(
@@ -175,11 +203,8 @@ def copy_original_weights(
     missing = sorted(key for key in key_map.values() if key not in source)
     unexpected = sorted(key for key in source.keys() - set(key_map.values()) if key not in legacy)
     if missing or unexpected:
-        hint = ""
-        if isinstance(model, ResnetGenerator) and _residual_blocks_in(source):
-            hint = f" (the checkpoint has {_residual_blocks_in(source)} residual blocks)"
         raise ValueError(
-            f"checkpoint does not match {type(model).__name__}({arch}){hint}: "
+            f"checkpoint does not match {type(model).__name__}({arch}): "
             f"missing keys {_show(missing)}, unexpected keys {_show(unexpected)}"
         )
 
@@ -189,9 +214,7 @@ def copy_original_weights(
         if source[theirs].shape != target[ours].shape
     ]
     if wrong:
-        raise ValueError(
-            f"checkpoint shapes do not match {type(model).__name__}({arch}); check ngf / ndf: {_show(wrong)}"
-        )
+        raise ValueError(f"checkpoint shapes do not match {type(model).__name__}({arch}): {_show(wrong)}")
 
     with torch.no_grad():  # state_dict() tensors share storage with the parameters
         for ours, theirs in key_map.items():
@@ -199,86 +222,48 @@ def copy_original_weights(
     return model
 
 
-def _check_norm(norm: str) -> None:
-    """Refuse norms whose original layout we cannot map (see `CONVERTIBLE_NORMS`)."""
-    if norm not in CONVERTIBLE_NORMS:
-        raise ValueError(f"norm must be one of {list(CONVERTIBLE_NORMS)} to convert, got {norm!r}")
+def _describe(settings: dict) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in settings.items())
 
 
-def _load_generator(model: ResnetGenerator, state_dict, *, ngf, n_blocks, norm, dropout) -> None:
-    """Fill an existing generator built with these options."""
-    arch = f"ngf={ngf}, n_blocks={n_blocks}, norm={norm!r}, dropout={dropout}"
-    copy_original_weights(model, _as_state_dict(state_dict), generator_key_table(n_blocks, dropout), arch)
-
-
-def _load_discriminator(model: PatchDiscriminator, state_dict, *, ndf, n_layers, norm) -> None:
-    """Fill an existing discriminator built with these options."""
-    arch = f"ndf={ndf}, n_layers={n_layers}, norm={norm!r}"
-    copy_original_weights(model, _as_state_dict(state_dict), discriminator_key_table(n_layers), arch)
-
-
-def convert_generator(
-    state_dict, *, ngf: int = 64, n_blocks: int = 9, norm: str = "instance", dropout: float = 0.0
-) -> ResnetGenerator:
+def convert_generator(state_dict) -> ResnetGenerator:
     """Build a ResnetGenerator holding the weights of an original generator checkpoint.
 
     Args:
         state_dict: the original state dict, or a path to a `.pth` file such as horse2zebra.pth.
-        ngf: filters of the first conv (original `--ngf`).
-        n_blocks: residual blocks: 9 for `resnet_9blocks`, 6 for `resnet_6blocks`.
-        norm: "instance" or "batch" (original `--norm`).
-        dropout: 0 for models trained with `--no_dropout` (the CycleGAN default), else 0.5.
 
     Returns:
-        The generator in eval mode.
+        The generator in eval mode, with the checkpoint's architecture.
 
     Raises:
-        ValueError: the checkpoint does not match the options.
+        ValueError: the file is not an original generator, or its keys or shapes do not fit.
     """
-    _check_norm(norm)
-    model = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, norm=norm, dropout=dropout)
-    _load_generator(model, state_dict, ngf=ngf, n_blocks=n_blocks, norm=norm, dropout=dropout)
-    return model.eval()
+    state_dict = _as_state_dict(state_dict)
+    settings = generator_architecture(state_dict)
+    model = ResnetGenerator(**settings)
+    table = generator_key_table(settings["n_blocks"], settings["dropout"])
+    return copy_original_weights(model, state_dict, table, _describe(settings)).eval()
 
 
-def convert_discriminator(
-    state_dict, *, ndf: int = 64, n_layers: int = 3, norm: str = "instance"
-) -> PatchDiscriminator:
+def convert_discriminator(state_dict) -> PatchDiscriminator:
     """Build a PatchDiscriminator holding the weights of an original discriminator checkpoint.
 
     Args:
         state_dict: the original state dict, or a path to a `.pth` file.
-        ndf: filters of the first conv (original `--ndf`).
-        n_layers: stride-2 conv layers (3 for `--netD basic`, else `--n_layers_D`).
-        norm: "instance" or "batch" (original `--norm`).
 
     Returns:
-        The discriminator in eval mode.
+        The discriminator in eval mode, with the checkpoint's architecture.
 
     Raises:
-        ValueError: the checkpoint does not match the options.
+        ValueError: the file is not an original discriminator, or its keys or shapes do not fit.
     """
-    _check_norm(norm)
-    model = PatchDiscriminator(ndf=ndf, n_layers=n_layers, norm=norm)
-    _load_discriminator(model, state_dict, ndf=ndf, n_layers=n_layers, norm=norm)
-    return model.eval()
+    state_dict = _as_state_dict(state_dict)
+    settings = discriminator_architecture(state_dict)
+    model = PatchDiscriminator(**settings)
+    return copy_original_weights(model, state_dict, discriminator_key_table(settings["n_layers"]), _describe(settings)).eval()
 
 
-def convert_pair(
-    g_a,
-    g_b,
-    d_a=None,
-    d_b=None,
-    *,
-    domain_a: str,
-    domain_b: str,
-    ngf: int = 64,
-    n_blocks: int = 9,
-    norm: str = "instance",
-    dropout: float = 0.0,
-    ndf: int = 64,
-    n_layers: int = 3,
-) -> CycleGAN:
+def convert_pair(g_a, g_b, d_a=None, d_b=None, *, domain_a: str, domain_b: str) -> CycleGAN:
     """Build a CycleGAN from the original's G_A, G_B and optionally D_A, D_B checkpoints.
 
     Arguments are named as in the original (see `ORIGINAL_TO_OURS`): G_A translates A -> B,
@@ -288,35 +273,33 @@ def convert_pair(
         g_a, g_b: state dicts or paths of the original generators.
         d_a, d_b: the same for the discriminators; give both or neither.
         domain_a, domain_b: names of the two domains, e.g. "horse" and "zebra".
-        ngf, n_blocks, norm, dropout: see `convert_generator`.
-        ndf, n_layers: see `convert_discriminator`; `norm` applies to both, as in the original.
 
     Returns:
         The model in eval mode, with discriminators when d_a and d_b are given.
 
     Raises:
-        ValueError: only one discriminator is given, or a checkpoint does not match the options.
+        ValueError: only one discriminator is given, or a checkpoint is not what its name says,
+            or the two generators (or discriminators) differ in architecture.
     """
     if (d_a is None) != (d_b is None):
         raise ValueError("give both discriminators (D_A and D_B) or neither")
-    _check_norm(norm)
-    g_options = dict(ngf=ngf, n_blocks=n_blocks, norm=norm, dropout=dropout)
-    d_options = dict(ndf=ndf, n_layers=n_layers, norm=norm)
-    model = CycleGAN(
-        domain_a, domain_b, generator=g_options, discriminator=d_options, with_discriminators=d_a is not None
-    )
-    checkpoints = {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
-    for name, checkpoint in checkpoints.items():
+    networks, settings = {}, {}
+    for name, checkpoint in {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}.items():
         if checkpoint is None:
             continue
-        network = getattr(model, ORIGINAL_TO_OURS[name])
+        generator = name.startswith("G")
         try:
-            if name.startswith("G"):
-                _load_generator(network, checkpoint, **g_options)
-            else:
-                _load_discriminator(network, checkpoint, **d_options)
+            state_dict = _as_state_dict(checkpoint)
+            settings[name] = (generator_architecture if generator else discriminator_architecture)(state_dict)
+            networks[name] = (convert_generator if generator else convert_discriminator)(state_dict)
         except ValueError as err:  # say which of the four files is wrong
             raise ValueError(f"{name}: {err}") from None
+    for first, second in (("G_A", "G_B"), ("D_A", "D_B")):
+        if first in settings and settings[first] != settings[second]:
+            raise ValueError(f"{first} and {second} differ in architecture: {settings[first]} and {settings[second]}")
+    model = CycleGAN(domain_a, domain_b, generator=settings["G_A"], discriminator=settings.get("D_A"), with_discriminators=d_a is not None)
+    for name, network in networks.items():
+        getattr(model, ORIGINAL_TO_OURS[name]).load_state_dict(network.state_dict())
     return model.eval()
 
 
@@ -365,14 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epoch", default=None, help="file prefix in --checkpoint_dir (default: latest)")
     parser.add_argument("--domain_a", default=None, help="name of domain A (default: A); --checkpoint_dir only")
     parser.add_argument("--domain_b", default=None, help="name of domain B (default: B); --checkpoint_dir only")
-    parser.add_argument("--ngf", type=int, default=64, help="generator filters in the first conv (default: 64)")
-    parser.add_argument("--n_blocks", type=int, default=9, help="residual blocks: 9 (resnet_9blocks) or 6 (default: 9)")
-    parser.add_argument("--ndf", type=int, default=None, help="discriminator filters in the first conv (default: 64)")
-    parser.add_argument("--n_layers", type=int, default=None, help="discriminator stride-2 layers (default: 3)")
-    parser.add_argument("--norm", choices=CONVERTIBLE_NORMS, default="instance", help="(default: instance)")
-    parser.add_argument(
-        "--dropout", type=float, default=0.0, help="0.5 if trained without --no_dropout (default: 0, as CycleGAN)"
-    )
     parser.add_argument("--output_dir", required=True, help="folder to save the converted model in")
     parser.add_argument(
         "--dtype", choices=sorted(DTYPES), default="float32", help="stored weight type (default: float32)"
@@ -386,7 +361,6 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Reject options that do not apply, rather than ignore them silently."""
     if args.generator is not None:
         pair_only = {"--epoch": args.epoch, "--domain_a": args.domain_a, "--domain_b": args.domain_b}
-        pair_only.update({"--ndf": args.ndf, "--n_layers": args.n_layers})
         given = [flag for flag, value in pair_only.items() if value is not None]
         if given:
             parser.error(f"{', '.join(given)}: only for --checkpoint_dir, not --generator")
@@ -397,24 +371,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 def convert_from_args(args: argparse.Namespace) -> ResnetGenerator | CycleGAN:
     """Convert what the parsed command line names."""
     if args.generator is not None:
-        return convert_generator(
-            args.generator, ngf=args.ngf, n_blocks=args.n_blocks, norm=args.norm, dropout=args.dropout
-        )
+        return convert_generator(args.generator)
     paths = checkpoint_paths(args.checkpoint_dir, args.epoch or "latest")
-    return convert_pair(
-        paths["G_A"],
-        paths["G_B"],
-        paths["D_A"],
-        paths["D_B"],
-        domain_a=args.domain_a or "A",
-        domain_b=args.domain_b or "B",
-        ngf=args.ngf,
-        n_blocks=args.n_blocks,
-        norm=args.norm,
-        dropout=args.dropout,
-        ndf=64 if args.ndf is None else args.ndf,
-        n_layers=3 if args.n_layers is None else args.n_layers,
-    )
+    return convert_pair(*paths.values(), domain_a=args.domain_a or "A", domain_b=args.domain_b or "B")
 
 
 def main(argv: list[str] | None = None) -> None:

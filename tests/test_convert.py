@@ -20,7 +20,9 @@ from cyclegan_hub.convert import (
     convert_discriminator,
     convert_generator,
     convert_pair,
+    discriminator_architecture,
     discriminator_key_table,
+    generator_architecture,
     generator_key_table,
     main,
 )
@@ -190,8 +192,9 @@ def test_discriminator_key_table():
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 def test_convert_generator_matches_reference(norm, dropout):
     ref = randomized(RefGenerator(**SMALL, norm=norm, dropout=dropout > 0), seed=1)
-    ours = convert_generator(released_state_dict(ref), **SMALL, norm=norm, dropout=dropout)
+    ours = convert_generator(released_state_dict(ref))  # the architecture comes from the keys
     assert isinstance(ours, ResnetGenerator) and not ours.training
+    assert generator_architecture(released_state_dict(ref)) == dict(**SMALL, norm=norm, dropout=dropout)
     assert_same_output(ours, ref)
     if norm == "batch":
         assert ours.blocks[0].norm2.num_batches_tracked.item() == 7
@@ -200,29 +203,33 @@ def test_convert_generator_matches_reference(norm, dropout):
 @pytest.mark.parametrize("norm", ["instance", "batch"])
 def test_convert_discriminator_matches_reference(norm):
     ref = randomized(RefDiscriminator(ndf=8, norm=norm), seed=2)
-    ours = convert_discriminator(released_state_dict(ref), ndf=8, norm=norm)
+    ours = convert_discriminator(released_state_dict(ref))
     assert isinstance(ours, PatchDiscriminator)
+    assert discriminator_architecture(released_state_dict(ref)) == dict(ndf=8, n_layers=3, norm=norm)
     assert_same_output(ours, ref, size=64)
 
 
 def test_convert_accepts_a_path(tmp_path):
     ref = randomized(RefGenerator(**SMALL), seed=3)
     torch.save(released_state_dict(ref), tmp_path / "g.pth")
-    assert_same_output(convert_generator(tmp_path / "g.pth", **SMALL), ref)
+    assert_same_output(convert_generator(tmp_path / "g.pth"), ref)
 
 
 def test_convert_pair_swaps_discriminators():
     g_a, g_b = randomized(RefGenerator(**SMALL), 4), randomized(RefGenerator(**SMALL), 5)
     d_a, d_b = randomized(RefDiscriminator(ndf=8), 6), randomized(RefDiscriminator(ndf=8), 7)
     model = convert_pair(
-        *(released_state_dict(net) for net in (g_a, g_b, d_a, d_b)), domain_a="horse", domain_b="zebra", **SMALL, ndf=8
+        *(released_state_dict(net) for net in (g_a, g_b, d_a, d_b)), domain_a="horse", domain_b="zebra"
     )
     assert_same_output(model.generator("zebra"), g_a)
     assert_same_output(model.generator("horse"), g_b)
     assert_same_output(model.discriminator_b, d_a, size=64)  # D_A judges domain B
     assert_same_output(model.discriminator_a, d_b, size=64)
     with pytest.raises(ValueError, match="both"):
-        convert_pair(g_a.state_dict(), g_b.state_dict(), d_a.state_dict(), domain_a="a", domain_b="b", **SMALL)
+        convert_pair(g_a.state_dict(), g_b.state_dict(), d_a.state_dict(), domain_a="a", domain_b="b")
+    wider = randomized(RefGenerator(ngf=16, n_blocks=2), 5)
+    with pytest.raises(ValueError, match="G_A and G_B differ in architecture"):
+        convert_pair(released_state_dict(g_a), released_state_dict(wider), domain_a="a", domain_b="b")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,40 +241,46 @@ def test_unexpected_key_is_named():
     state = released_state_dict(randomized(RefGenerator(**SMALL), 8))
     state["module.model.99.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match=r"unexpected keys \['model\.99\.weight'\]"):
-        convert_generator(state, **SMALL)
+        convert_generator(state)
 
 
 def test_missing_key_is_named():
     state = released_state_dict(randomized(RefGenerator(**SMALL), 9))
     del state["module.model.4.bias"]
     with pytest.raises(ValueError, match=r"missing keys \['model\.4\.bias'\]"):
-        convert_generator(state, **SMALL)
+        convert_generator(state)
 
 
 def test_legacy_stats_only_dropped_on_instance_norms():
     state = released_state_dict(randomized(RefDiscriminator(ndf=8), 10))
     state["module.model.2.running_mean"] = torch.zeros(16)  # a conv, not an instance norm
     with pytest.raises(ValueError, match=r"model\.2\.running_mean"):
-        convert_discriminator(state, ndf=8)
+        convert_discriminator(state)
 
 
-def test_wrong_architecture_options():
-    state = released_state_dict(randomized(RefGenerator(**SMALL, dropout=True), 11))
-    with pytest.raises(ValueError, match="2 residual blocks"):
-        convert_generator(state, ngf=8, n_blocks=3, dropout=0.5)
-    with pytest.raises(ValueError, match="conv_block.6"):
-        convert_generator(state, **SMALL)  # forgot the dropout
-    with pytest.raises(ValueError, match=r"shapes do not match.*ngf"):
-        convert_generator(state, ngf=16, n_blocks=2, dropout=0.5)
-    with pytest.raises(ValueError, match="norm"):
-        convert_generator(state, **SMALL, norm="none")
+def test_a_file_that_is_not_what_it_is_called_is_a_clear_error():
+    discriminator = released_state_dict(randomized(RefDiscriminator(ndf=8), 11))
+    with pytest.raises(ValueError, match="not an original ResnetGenerator checkpoint: it has no 'model.1.weight'"):
+        convert_generator(discriminator)
+    with pytest.raises(ValueError, match="not an original PatchGAN discriminator checkpoint"):
+        convert_discriminator({"model.1.weight": torch.zeros(8, 3, 7, 7)})
 
 
-def test_cli_wrong_ngf_is_a_clear_error(tmp_path):
-    torch.save(released_state_dict(randomized(RefGenerator(**SMALL), 12)), tmp_path / "g.pth")
-    result = run_cli("--generator", tmp_path / "g.pth", "--ngf", 16, "--n_blocks", 2, "--output_dir", tmp_path / "out")
+def test_the_architecture_is_read_from_the_checkpoint_for_every_layout():
+    for ngf, n_blocks, dropout in ((8, 2, True), (4, 6, False), (8, 9, False)):
+        state = released_state_dict(randomized(RefGenerator(ngf=ngf, n_blocks=n_blocks, dropout=dropout), 12))
+        assert generator_architecture(state) == dict(ngf=ngf, n_blocks=n_blocks, norm="instance", dropout=0.5 if dropout else 0.0)
+    state = released_state_dict(randomized(RefDiscriminator(ndf=4, n_layers=2), 13))
+    assert discriminator_architecture(state) == dict(ndf=4, n_layers=2, norm="instance")
+
+
+def test_cli_damaged_checkpoint_is_a_clear_error(tmp_path):
+    state = released_state_dict(randomized(RefGenerator(**SMALL), 12))
+    state["module.model.4.weight"] = state["module.model.4.weight"][:, :4]  # a truncated tensor
+    torch.save(state, tmp_path / "g.pth")
+    result = run_cli("--generator", tmp_path / "g.pth", "--output_dir", tmp_path / "out")
     assert result.returncode == 2
-    assert "shapes do not match" in result.stderr and "stem.conv.weight" in result.stderr
+    assert "shapes do not match" in result.stderr and "down.0.conv.weight" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -282,7 +295,7 @@ def test_cli_wrong_ngf_is_a_clear_error(tmp_path):
         (["--checkpoint_dir", "{tmp}"], "latest_net_G_A.pth not found"),
         (["--generator", "{tmp}/tensor.pth", "--domain_a", "x"], "--domain_a: only for --checkpoint_dir"),
         (["--generator", "{tmp}/tensor.pth", "--private"], "--private needs --push_to_hub"),
-        (["--generator", "{tmp}/tensor.pth", "--norm", "group"], "invalid choice"),
+        (["--generator", "{tmp}/tensor.pth", "--ngf", "8"], "unrecognized arguments: --ngf 8"),
     ],
 )
 def test_cli_errors(tmp_path, capsys, argv, message):
@@ -298,7 +311,7 @@ def test_cli_pair_needs_both_discriminators(tmp_path, capsys):
     for name in ("G_A", "G_B", "D_A"):
         torch.save(released_state_dict(RefGenerator(**SMALL)), tmp_path / f"latest_net_{name}.pth")
     with pytest.raises(SystemExit):
-        main(["--checkpoint_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--ngf", "8"])
+        main(["--checkpoint_dir", str(tmp_path), "--output_dir", str(tmp_path / "out")])
     assert "latest_net_D_A.pth but not its partner" in capsys.readouterr().err
 
 
@@ -311,7 +324,7 @@ def test_cli_generator_nine_blocks(tmp_path):
     ref = randomized(RefGenerator(ngf=8), seed=13)  # default n_blocks=9
     torch.save(released_state_dict(ref), tmp_path / "horse2zebra.pth")
     out = tmp_path / "horse2zebra"
-    result = run_cli("--generator", tmp_path / "horse2zebra.pth", "--ngf", 8, "--output_dir", out)
+    result = run_cli("--generator", tmp_path / "horse2zebra.pth", "--output_dir", out)
     assert result.returncode == 0, result.stderr
     loaded = ResnetGenerator.from_pretrained(str(out))
     assert len(loaded.blocks) == 9
@@ -321,12 +334,12 @@ def test_cli_generator_nine_blocks(tmp_path):
 def test_cli_generator_half_precision(tmp_path):
     ref = randomized(RefGenerator(**SMALL), seed=14)
     torch.save(released_state_dict(ref), tmp_path / "g.pth")
-    argv = ["--generator", tmp_path / "g.pth", "--ngf", "8", "--n_blocks", "2", "--dtype", "float16"]
+    argv = ["--generator", tmp_path / "g.pth", "--dtype", "float16"]
     main([str(arg) for arg in argv] + ["--output_dir", str(tmp_path / "out")])
     assert {t.dtype for t in load_file(tmp_path / "out" / "model.safetensors").values()} == {torch.float16}
     loaded = ResnetGenerator.from_pretrained(str(tmp_path / "out"))
     assert loaded.head.weight.dtype == torch.float32
-    expected = convert_generator(tmp_path / "g.pth", **SMALL)
+    expected = convert_generator(tmp_path / "g.pth")
     torch.testing.assert_close(loaded.head.weight, expected.head.weight.half().float())
 
 
@@ -343,7 +356,7 @@ def test_cli_pair_with_discriminators(tmp_path):
     out = tmp_path / "horse2zebra"
     result = run_cli(
         "--checkpoint_dir", tmp_path, "--epoch", "200", "--domain_a", "horse", "--domain_b", "zebra",
-        "--ngf", 8, "--n_blocks", 2, "--ndf", 8, "--norm", "batch", "--output_dir", out,
+        "--output_dir", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (out / "discriminators.safetensors").is_file()
@@ -364,7 +377,7 @@ def test_cli_pair_without_discriminators(tmp_path):
     for name, net in nets.items():
         torch.save(released_state_dict(net), tmp_path / f"latest_net_{name}.pth")
     out = tmp_path / "out"
-    main(["--checkpoint_dir", str(tmp_path), "--ngf", "8", "--n_blocks", "2", "--output_dir", str(out)])
+    main(["--checkpoint_dir", str(tmp_path), "--output_dir", str(out)])
     assert not (out / "discriminators.safetensors").exists()
     model = CycleGAN.from_pretrained(str(out))
     assert (model.domain_a, model.domain_b) == ("A", "B")
