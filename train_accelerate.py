@@ -36,6 +36,7 @@ from cyclegan_hub.threads import cpu_threads_per_process
 from cyclegan_hub.training import CycleGANStep, adam, linear_decay
 
 logger = get_logger(__name__)
+SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
 
 
 def run_seed(accelerator: Accelerator, cfg: TrainConfig, resume_path: Path | None) -> int:
@@ -136,15 +137,15 @@ def main(cfg: TrainConfig) -> Path:
         # stream that DiffAugment draws from, or a resumed run would see other augmentations.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    held_out_limit = cfg.eval_max_images if cfg.eval_steps else cfg.num_sample_images
+    held_out_limit = cfg.eval_max_images if cfg.eval_steps else SAMPLE_IMAGES
     *held_out, eval_split = held_out_images(cfg.data_options(), cfg.eval_split, held_out_limit)
-    count = min(cfg.num_sample_images, *map(len, held_out))  # the grid's rows must match
+    count = min(SAMPLE_IMAGES, *map(len, held_out))  # the grid's rows must match
     samples = tuple(torch.stack([pil_to_tensor(i) for i in resize_square(images[:count], cfg.crop_size)]) for images in held_out)
 
     # Networks and optimizers: one Adam for G and F, one for D_X and D_Y (section 4).
     model = build_model(cfg, resume_path)
-    optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, cfg.beta2))
-    optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg.lr, (cfg.beta1, cfg.beta2))
+    optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, 0.999))
+    optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg.lr, (cfg.beta1, 0.999))
     nets = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     if cfg.compile:
         for net in nets:
@@ -178,7 +179,7 @@ def main(cfg: TrainConfig) -> Path:
     if accelerator.is_main_process:
         (output_dir / "samples").mkdir(parents=True, exist_ok=True)
         (output_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    accelerator.init_trackers(cfg.tracker_project_name, config=dataclasses.asdict(cfg))
+    accelerator.init_trackers("cyclegan", config=dataclasses.asdict(cfg))
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, unit="step")
     images_per_step = 2 * cfg.batch_size * accelerator.num_processes  # one A and one B per sample
     skipped_images, started, start_step, metrics, evaluation = 0, time.time(), step, None, None

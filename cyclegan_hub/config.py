@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from .cli import add_flags, option
+from .cli import add_flags, option, out_of_range
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
@@ -23,15 +23,15 @@ class TrainConfig(DataOptions):
     domain_a: str = option("A", "name of domain A, e.g. photo (used in the config, card and demo)")
     domain_b: str = option("B", "name of domain B, e.g. monet")
     eval_split: str = option("test", "split with held-out images for samples and FID/KID (falls back to --split)", card=False)
-    load_size: int = option(286, "resize images to this size before cropping")
-    crop_size: int = option(256, "random crop size: the training resolution")
+    load_size: int = option(286, "resize images to this size before cropping", minimum=1)
+    crop_size: int = option(256, "random crop size: the training resolution", minimum=1)
     preprocess: str = option("resize_and_crop", "augmentation", PREPROCESS_MODES)
     no_flip: bool = option(False, "turn off random horizontal flips")
-    num_workers: int = option(4, "DataLoader worker processes that decode and augment images", card=False)
+    num_workers: int = option(4, "DataLoader worker processes that decode and augment images", card=False, minimum=0)
     # networks
-    ngf: int = option(64, "generator filters in the first conv layer")
-    ndf: int = option(64, "discriminator filters in the first conv layer")
-    n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)")
+    ngf: int = option(64, "generator filters in the first conv layer", minimum=1)
+    ndf: int = option(64, "discriminator filters in the first conv layer", minimum=1)
+    n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)", minimum=0)
     norm: str = option("instance", "normalisation layer", NORMS)
     dropout: float = option(0.0, "dropout in the generator's residual blocks")
     upsample: str = option(
@@ -42,7 +42,7 @@ class TrainConfig(DataOptions):
     gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
     lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
     lambda_identity: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 turns it off)")
-    pool_size: int = option(50, "history of generated images shown to the discriminators")
+    pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
     diffaugment: bool = option(
         False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"
     )
@@ -51,61 +51,47 @@ class TrainConfig(DataOptions):
     )
     lr: float = option(2e-4, "Adam learning rate")
     beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
-    num_epochs: int = option(100, "epochs at the initial learning rate")
-    decay_epochs: int = option(100, "epochs of linear decay to 0 after that")
-    max_steps: int | None = option(None, "total steps instead of epochs, split constant:decay as num_epochs:decay_epochs")
-    batch_size: int = option(1, "images per domain per step and per process")
+    num_epochs: int = option(100, "epochs at the initial learning rate", minimum=0)
+    decay_epochs: int = option(100, "epochs of linear decay to 0 after that", minimum=0)
+    max_steps: int | None = option(None, "total steps instead of epochs, split constant:decay as num_epochs:decay_epochs", minimum=1)
+    batch_size: int = option(1, "images per domain per step and per process", minimum=1)
     seed: int | None = option(None, "random seed; with it a single-process CPU run is reproducible")
     compile: bool = option(False, "torch.compile the networks (faster steps after a one-off compile)")
     cpu_threads: int | None = option(
         None,
         "torch threads per process when training on the CPU (default: OMP_NUM_THREADS if above 1, else the "
-        "machine's physical cores shared among its processes; `accelerate launch` sets OMP_NUM_THREADS=1)", card=False
+        "machine's physical cores shared among its processes; `accelerate launch` sets OMP_NUM_THREADS=1)", card=False, minimum=1
     )
     # run plumbing
     output_dir: str = option("cyclegan-output", "where checkpoints, samples, logs and the final model go", card=False)
-    checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps", card=False)
-    checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints", card=False)
+    checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps", card=False, minimum=1)
+    checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints", card=False, minimum=1)
     resume_from_checkpoint: str | None = option(None, "'latest' or a checkpoint folder to continue from", card=False)
-    logging_steps: int = option(50, "log every loss term every N steps", card=False)
-    sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps", card=False)
-    num_sample_images: int = option(4, "fixed validation images per direction in the sample grid", card=False)
-    eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)", card=False)
-    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)", card=False)
+    logging_steps: int = option(50, "log every loss term every N steps", card=False, minimum=1)
+    sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps", card=False, minimum=1)
+    eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)", card=False, minimum=1)
+    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all)", card=False, minimum=2)
     report_to: str = option("tensorboard", "experiment tracker", ("tensorboard", "wandb", "all", "none"), card=False)
-    tracker_project_name: str = option("cyclegan", "project name in the tracker", card=False)
     save_dtype: str = option("float32", "dtype of the final weights", tuple(DTYPES))
     push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub", card=False)
     hub_model_id: str | None = option(None, "repo id to push to, e.g. org/cyclegan-monet", card=False)
     hub_private: bool = option(False, "create the Hub repo as private", card=False)
-    push_steps: int | None = option(None, "also save and push every N steps", card=False)
+    push_steps: int | None = option(None, "also save and push every N steps", card=False, minimum=1)
 
     def __post_init__(self):
-        problems = []
-        for name in ("load_size", "crop_size", "ngf", "ndf", "batch_size", "checkpointing_steps", "logging_steps", "sample_steps", "num_sample_images"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_epochs", "decay_epochs", "n_blocks", "num_workers", "pool_size"):
-            if getattr(self, name) < 0:
-                problems.append(f"--{name} must be >= 0, got {getattr(self, name)}")
+        problems = out_of_range(self)
         if self.preprocess != "none" and self.crop_size > self.load_size:
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.lr <= 0:
             problems.append(f"--lr must be > 0, got {self.lr}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append(f"--max_steps must be >= 1, got {self.max_steps}")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
             problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
         if self.streaming and self.max_steps is None:
             problems.append("--streaming needs --max_steps: a stream has no known length")
         if self.push_to_hub and not self.hub_model_id:
             problems.append("--push_to_hub needs --hub_model_id (e.g. org/cyclegan-monet)")
-        for name, least in (("checkpoints_total_limit", 1), ("eval_steps", 1), ("eval_max_images", 2), ("push_steps", 1), ("cpu_threads", 1)):
-            if getattr(self, name) is not None and getattr(self, name) < least:
-                problems.append(f"--{name} must be >= {least}, got {getattr(self, name)}")
         if not (self.dataset or self.dataset_a or self.dataset_b):
             problems.append("pass --dataset, or --dataset_a and --dataset_b")
         if problems:

@@ -187,7 +187,9 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     for name in ("loss_cycle_a", "loss_cycle_b"):
         early, late = sum(scalars[name][:5]) / 5, sum(scalars[name][-5:]) / 5
         assert late < 0.6 * early, (name, early, late)
-    assert_trained_model(out, "red", "blue", max_steps=40, report_to="tensorboard")
+    assert_trained_model(out, "red", "blue", max_steps=40, lambda_cyc=10.0)
+    card = (out / "model" / "README.md").read_text()
+    assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
 
 
 # --- several processes -------------------------------------------------------------------------
@@ -412,7 +414,7 @@ def bad_runs(layouts, tmp_path):
         "unknown gan mode": ([*base, "--gan_mode", "wgan"], 2, "argument --gan_mode: invalid choice: 'wgan'"),
         "push without a repo": ([*base, "--push_to_hub"], 2, "--push_to_hub needs --hub_model_id"),
         "no dataset": (["--output_dir", tmp_path / "out"], 2, "pass --dataset, or --dataset_a and --dataset_b"),
-        "no sample images": ([*base, "--num_sample_images", 0], 2, "--num_sample_images must be >= 1, got 0"),
+        "no samples": ([*base, "--sample_steps", 0], 2, "--sample_steps must be >= 1, got 0"),
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
