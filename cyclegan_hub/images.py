@@ -111,7 +111,9 @@ def open_image(path: str | os.PathLike, *, name: str | None = None, max_pixels: 
     except UnidentifiedImageError:
         raise UnreadableImageError(f"{name} is not an image file that can be read (JPEG, PNG, WebP, GIF, BMP or TIFF).") from None
     except OSError as error:
-        raise UnreadableImageError(f"{name} could not be opened ({error}).") from None
+        if error.errno is None:  # Pillow's own "truncated file" and the like, not the file system's
+            raise UnreadableImageError(f"{name} is incomplete or damaged: it could not be read.") from None
+        raise UnreadableImageError(f"{name} could not be opened ({error.strerror or error}).") from None
     with file:
         if file.width * file.height > max_pixels:
             raise UnreadableImageError(f"{name} is {file.width}x{file.height} pixels; {too_large}.")

@@ -178,8 +178,6 @@ class CycleGAN(HubModule):
             if self.training_resolution is None:
                 raise ValueError("this model's config.json has no training_resolution: use scale='input'")
             kwargs["short_side"] = self.training_resolution
-        if kwargs.get("tile_size") is not None:  # tiling hooks into the norm layers: eager only
-            return translate(self.generator(direction), images, **kwargs)
         generator = self._fast.get(self.resolve_direction(direction)) or self.generator(direction)
         return translate(generator, images, **kwargs)
 

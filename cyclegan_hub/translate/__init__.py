@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import pil_to_tensor, tensor_to_pil, to_rgb
-from .networks import MIN_SIDE, SIDE_MULTIPLE
-from .tiling import translate_tiled
+from ..fast import CompiledGenerator
+from ..images import pil_to_tensor, tensor_to_pil, to_rgb
+from ..networks import MIN_SIDE, SIDE_MULTIPLE
+from ..tiling import translate_tiled
 
 
 def fit_max_side(image: Image.Image, max_side: int | None, downscale: bool = True) -> Image.Image:
@@ -147,7 +148,8 @@ def translate(
             the image's size. A generator paints strokes at the scale it was trained on.
         tile_size: PIL images longer than this on a side are translated in tiles of this size
             with whole-image normalisation (`cyclegan_hub.tiling`): memory bounded by the tile,
-            the result equal to one pass up to rounding. Needs an eager generator. None: one pass.
+            the result equal to one pass up to rounding; they run a `CompiledGenerator`'s eager
+            generator. None: one pass.
 
     Returns:
         The same kind as the input: a PIL image, a list of PIL images, or a tensor.
@@ -186,7 +188,9 @@ def translate(
     by_size = defaultdict(list)
     for index, image in enumerate(working):
         if tile_size is not None and max(image.size) > tile_size:
-            results[index] = Image.fromarray(translate_tiled(generator, np.asarray(image), tile_size))
+            # Tiling hooks into the norm layers, which a compiled graph would not run: eager.
+            eager = generator.generator if isinstance(generator, CompiledGenerator) else generator
+            results[index] = Image.fromarray(translate_tiled(eager, np.asarray(image), tile_size))
         else:
             by_size[image.size].append(index)
     for indices in by_size.values():
