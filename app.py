@@ -14,7 +14,13 @@ or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager
 CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with native bf16
 (AVX512-BF16 or AMX), outputs about 1 level in 255 off on average.
 
-API: one endpoint, /translate. The direction is a label shown in the UI ("Photo -> Monet"), the
+Three tabs: Image; Video, a clip of up to 10 s (MP4, MOV, WebM) translated at up to 512 px
+with its sound and a progress bar; Webcam, the camera translated live at up to 256 px with the
+frame rate this machine reaches. Video and webcam smooth the normalisation statistics across
+frames, so the style does not flicker.
+
+API: /translate (an image), /full_resolution (an image at its own size, for download) and
+/translate_video (a clip). The direction is a label shown in the UI ("Photo -> Monet"), the
 target domain's name, or "a2b" / "b2a".
 
     from gradio_client import Client, handle_file
@@ -41,6 +47,7 @@ import uuid
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 from PIL import Image
 
@@ -49,6 +56,7 @@ from cyclegan_hub.images import UnreadableImageError, open_image
 from cyclegan_hub.model import SCALES
 from cyclegan_hub.model_card import card_summary
 from cyclegan_hub.translate import fit_max_side
+from cyclegan_hub.video import FrameTranslator, UnreadableVideoError, fit_size, probe, translate_video
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
 TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in tiles this large
@@ -56,6 +64,11 @@ TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in
 TILED_COST = 12
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
 IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
+# Videos: short clips at a reduced size, so that a CPU translates one in about a minute.
+VIDEO_SUFFIXES = {".mp4": ".mp4", ".mov": ".mp4", ".m4v": ".mp4", ".webm": ".webm"}  # upload -> what the browser plays
+VIDEO_MAX_SECONDS = 10
+VIDEO_MAX_SIDE = 512
+WEBCAM_MAX_SIDE = 256  # live frames: small enough for several frames a second on a CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +119,7 @@ class Translator:
             raise ValueError("Please upload an image first.")
         # The UI and API send a file payload ({"path", "orig_name", ...}); the events run with
         # preprocess=False so that an unreadable upload reaches open_image and its clear message.
-        path, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
+        path, name = upload_path(upload), upload.get("orig_name") if isinstance(upload, dict) else None
         try:
             key = self.model.resolve_direction(direction)
         except ValueError:
@@ -189,6 +202,90 @@ class Translator:
         return f"{summary}\n\n{scale} Images longer than {self.settings.max_side} px are downscaled first."
 
 
+class VideoTab:
+    """The Video and Webcam tabs: clips and live frames, with norm statistics smoothed across
+    frames so the style does not flicker (`cyclegan_hub.video`)."""
+
+    def __init__(self, translator: Translator):
+        self.translator = translator
+        self.model = translator.model
+        self.short_side = self.model.training_resolution if translator.scale == "training" else None
+        self.downloads = translator.downloads
+        self.failures: dict[str | None, str] = {}  # upload path -> why its translation failed
+
+    def video(self, upload: str | dict | None, direction: str, progress=gr.Progress()):
+        """Translate an uploaded clip; returns (video file, status). Errors are gr.Error."""
+        try:
+            return self._video(upload, direction, progress)
+        except (UnreadableVideoError, ValueError) as error:
+            self.failures[upload_path(upload)] = str(error)  # for the status box, after the pop-up
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def _check(self, upload, direction):
+        """(path, container suffix, direction key, VideoInfo) of an acceptable clip; else a ValueError."""
+        if not upload:
+            raise ValueError("Please upload a video first.")
+        path, name = upload_path(upload), upload.get("orig_name") if isinstance(upload, dict) else None
+        name = name or os.path.basename(path)
+        suffix = Path(name).suffix.lower()
+        if suffix not in VIDEO_SUFFIXES:
+            raise ValueError(f"{name!r}: videos can be MP4, MOV or WebM.")
+        key = self.model.resolve_direction(direction)
+        info = probe(path, max_frames=VIDEO_MAX_SECONDS * 120)
+        if info.seconds > VIDEO_MAX_SECONDS:
+            raise ValueError(f"{name!r} is {info.seconds:.0f} s long; this demo translates clips of up to {VIDEO_MAX_SECONDS} s.")
+        return path, suffix, key, info
+
+    def _video(self, upload, direction, progress):
+        path, suffix, key, info = self._check(upload, direction)
+        width, height = fit_size(info.width, info.height, VIDEO_MAX_SIDE)
+        frames = FrameTranslator(self.model, key, max_side=VIDEO_MAX_SIDE, short_side=self.short_side)
+        target = self.downloads.path(VIDEO_SUFFIXES[suffix])
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            progress(done / max(info.frames, 1), desc=f"frame {done} of {info.frames}")
+
+        started = time.perf_counter()
+        written = translate_video(frames, path, target, progress=advance)
+        self.downloads.add_file(target)
+        seconds = time.perf_counter() - started
+        scaled = f", downscaled from {info.width}x{info.height}" if (width, height) != (info.width, info.height) else ""
+        return str(target), (
+            f"{self.translator.labels[key]}: {written.frames} frames at {float(written.fps):.3g} frames/s, "
+            f"{written.width}x{written.height}{scaled}, {'with' if written.has_audio else 'no'} sound; "
+            f"translated in {seconds:.0f} s ({written.frames / seconds:.1f} frames/s)."
+        )
+
+    def explain_failure(self, upload, direction) -> str:
+        """The status line after a failed clip: the reason the pop-up showed."""
+        return self.failures.pop(upload_path(upload), "Translation failed; please try again.")
+
+    def webcam(self, frame: np.ndarray | None, direction: str, session: dict | None):
+        """One live frame: (translated frame, frame-rate line, session). The session carries the
+        smoothed norm statistics from frame to frame and the recent frame times."""
+        if frame is None:
+            return None, "Waiting for the camera...", session
+        key = self.model.resolve_direction(direction)
+        if not session or session["direction"] != key:  # a new stream, or the direction changed
+            session = dict(direction=key, state=None, seconds=collections.deque(maxlen=20))
+        started = time.perf_counter()
+        frames = FrameTranslator(self.model, key, max_side=WEBCAM_MAX_SIDE, state=session["state"])
+        (translated,) = frames([np.ascontiguousarray(frame[..., :3])])
+        session["state"] = frames.state
+        session["seconds"].append(time.perf_counter() - started)
+        pace = sum(session["seconds"]) / len(session["seconds"])
+        height, width = translated.shape[:2]
+        return translated, f"{1 / pace:.1f} frames/s on this machine ({width}x{height}, {pace * 1000:.0f} ms a frame)", session
+
+
+def upload_path(upload: str | dict | None) -> str | None:
+    """The local path of an upload, given as a path or as the file payload the UI and API send."""
+    return upload.get("path") if isinstance(upload, dict) else upload
+
+
 def megapixels(size: tuple[int, int]) -> float:
     return size[0] * size[1] / 1e6
 
@@ -201,9 +298,17 @@ class Downloads:
         self.files: collections.deque[Path] = collections.deque()
         self.keep = keep
 
+    def path(self, suffix: str) -> Path:
+        """A fresh file name in the folder."""
+        return Path(self.folder.name) / f"translated-{uuid.uuid4().hex[:8]}{suffix}"
+
     def add(self, image: Image.Image) -> str:
-        path = Path(self.folder.name) / f"translated-{uuid.uuid4().hex[:8]}.png"
+        path = self.path(".png")
         image.save(path)
+        return self.add_file(path)
+
+    def add_file(self, path: Path) -> str:
+        """Keep `path` among the latest few; older files go."""
         self.files.append(path)
         while len(self.files) > self.keep:
             self.files.popleft().unlink(missing_ok=True)
@@ -235,33 +340,64 @@ def load_model(settings: Settings) -> CycleGAN:
 
 
 def build_demo(translator: Translator) -> gr.Blocks:
-    """The page: input, direction, Translate and status on the left, the result on the right
-    (below them on a narrow screen); the /translate API."""
+    """The page. Image tab: input, direction, Translate and status on the left, the result on the
+    right (below them on a narrow screen). Video tab: a short clip. Webcam tab: live frames.
+    APIs: /translate, /full_resolution, /translate_video."""
     labels = list(translator.labels.values())
     title = labels[0].replace("->", "↔")
+    videos = VideoTab(translator)
     with gr.Blocks(title=f"CycleGAN {title}", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# CycleGAN: {title}\n"
             "Unpaired image-to-image translation ([Zhu et al., 2017](https://arxiv.org/abs/1703.10593)). "
-            "Upload an image, pick a direction and press Translate.\n\n" + translator.description()
+            "Upload an image or a video, or turn on your webcam; pick a direction and press Translate.\n\n" + translator.description()
         )
-        with gr.Row(equal_height=False):
-            with gr.Column(min_width=300):
-                source = gr.Image(type="filepath", label="Input image", height=IMAGE_HEIGHT)
-                direction = gr.Radio(labels, value=labels[0], label="Direction")
-                button = gr.Button("Translate", variant="primary")
-                status = gr.Textbox(label="Status", interactive=False, lines=1)
-            with gr.Column(min_width=300):
-                result = gr.Image(label="Translated", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="output-image")
-                full_button = gr.Button("Full resolution (download)", variant="secondary")
-                download = gr.File(label="Full-resolution result", interactive=False)
+        with gr.Tabs():
+            with gr.Tab("Image"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        source = gr.Image(type="filepath", label="Input image", height=IMAGE_HEIGHT)
+                        direction = gr.Radio(labels, value=labels[0], label="Direction")
+                        button = gr.Button("Translate", variant="primary")
+                        status = gr.Textbox(label="Status", interactive=False, lines=1)
+                    with gr.Column(min_width=300):
+                        result = gr.Image(label="Translated", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="output-image")
+                        full_button = gr.Button("Full resolution (download)", variant="secondary")
+                        download = gr.File(label="Full-resolution result", interactive=False)
+                rows = translator.example_rows()
+                if rows:
+                    gr.Examples(rows, [source, direction], cache_examples=False)
+            with gr.Tab("Video"):
+                gr.Markdown(
+                    f"A clip of up to {VIDEO_MAX_SECONDS} s (MP4, MOV or WebM), translated at up to {VIDEO_MAX_SIDE} px with its sound. "
+                    "Normalisation statistics are smoothed from frame to frame, so the style does not flicker."
+                )
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        clip = gr.Video(label="Input video", sources=["upload"], height=IMAGE_HEIGHT)
+                        clip_direction = gr.Radio(labels, value=labels[0], label="Direction")
+                        clip_button = gr.Button("Translate video", variant="primary")
+                        clip_status = gr.Textbox(label="Video status", interactive=False, lines=1)
+                    with gr.Column(min_width=300):
+                        clip_result = gr.Video(label="Translated video", interactive=False, height=IMAGE_HEIGHT, elem_id="output-video")
+            with gr.Tab("Webcam"):
+                gr.Markdown(f"Your camera, translated live at up to {WEBCAM_MAX_SIDE} px. Press the record button to start.")
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        camera = gr.Image(label="Camera", sources=["webcam"], streaming=True, type="numpy", height=IMAGE_HEIGHT)
+                        camera_direction = gr.Radio(labels, value=labels[0], label="Direction")
+                    with gr.Column(min_width=300):
+                        live = gr.Image(label="Translated live", interactive=False, height=IMAGE_HEIGHT, elem_id="output-webcam")
+                        frame_rate = gr.Textbox(label="Frame rate", interactive=False, lines=1)
+                session = gr.State(None)
         event = button.click(translator, [source, direction], [result, status], api_name="translate", preprocess=False)
         # After the error pop-up fades, the status box keeps the reason.
         event.failure(translator.explain_failure, [source, direction], status, api_visibility="private", preprocess=False)
         full_button.click(translator.full_resolution, [source, direction], [download, status], api_name="full_resolution", preprocess=False)
-        rows = translator.example_rows()
-        if rows:
-            gr.Examples(rows, [source, direction], cache_examples=False)
+        clip_event = clip_button.click(videos.video, [clip, clip_direction], [clip_result, clip_status], api_name="translate_video", preprocess=False)
+        clip_event.failure(videos.explain_failure, [clip, clip_direction], clip_status, api_visibility="private", preprocess=False)
+        camera.stream(videos.webcam, [camera, camera_direction, session], [live, frame_rate, session], stream_every=0.1,
+                      time_limit=120, concurrency_limit=2, api_visibility="private")
     concurrency = translator.settings.concurrency or (2 if torch.cuda.is_available() else 1)
     return demo.queue(default_concurrency_limit=concurrency)
 

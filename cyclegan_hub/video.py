@@ -115,17 +115,24 @@ class FrameTranslator:
         max_side: frames longer than this on a side are downscaled first (`fit_size`).
         short_side: translate at this shorter side and upscale back (a model's training scale).
         bf16: run under bfloat16 autocast (faster on CPUs with native bf16).
+        state: the smoothing's `state` from an earlier call, to go on from it (a webcam
+            session's frames come one request at a time).
 
     Call it on consecutive batches of one video: with `stable` the statistics carry over.
     Without `stable`, a model whose `enable_fast_inference` ran uses its compiled generators.
     """
 
     def __init__(self, model, direction: str, *, stable: bool = True, momentum: float = DEFAULT_MOMENTUM,
-                 max_side: int | None = None, short_side: int | None = None, bf16: bool = False):
+                 max_side: int | None = None, short_side: int | None = None, bf16: bool = False, state: list | None = None):
         key = model.resolve_direction(direction)
         self.generator = model.generator(key) if stable else (model.compiled.get(key) or model.generator(key))
-        self.smoothing = SmoothedNorms(model.generator(key), momentum) if stable else None
+        self.smoothing = SmoothedNorms(model.generator(key), momentum, state) if stable else None
         self.max_side, self.short_side, self.bf16 = max_side, short_side, bf16
+
+    @property
+    def state(self) -> list | None:
+        """The smoothed statistics so far (None without `stable`): pass it as `state` to go on."""
+        return self.smoothing.state if self.smoothing else None
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -150,22 +157,27 @@ def translate_video(
 ) -> VideoInfo:
     """Translate the video `source` into `target` (written whole or not at all), frame by frame.
 
-    `target` takes `source`'s container (its suffix decides; the audio is copied unchanged).
+    `target`'s suffix picks its container, usually `source`'s own; the audio is copied unchanged,
+    so another container must be able to hold the source's audio codec (mp4 holds AAC and MP3).
     `progress(n)` is called after each batch of n frames. Returns what was written.
     """
     source, target = Path(source), Path(target)
     suffix = source.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise UnreadableVideoError(f"{_describe(source)}: videos must be one of {', '.join(VIDEO_SUFFIXES)}")
-    if target.suffix.lower() != suffix:
-        raise ValueError(f"the translation of {_describe(source)} keeps its container: give a {suffix} target, not {target.name!r}")
+    if target.suffix.lower() not in ENCODERS and target.suffix.lower() != suffix:
+        raise ValueError(f"{target.name!r}: the translation of {_describe(source)} can be written as {suffix} or as one of {', '.join(ENCODERS)}")
+    if (suffix == ".gif") != (target.suffix.lower() == ".gif"):
+        raise ValueError(f"{target.name!r}: an animated GIF is translated into a GIF, a video into a video")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written next to the target, then renamed: an interrupted run leaves no half-written video.
-    handle, partial = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=suffix, dir=target.parent)
+    handle, partial = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix.lower(), dir=target.parent)
     os.close(handle)
     try:
-        write = _translate_gif if suffix == ".gif" else _translate_with_av
-        frames = write(frame_translator, source, Path(partial), batch_size, progress or (lambda n: None))
+        if suffix == ".gif":
+            frames = _translate_gif(frame_translator, source, Path(partial), batch_size, progress or (lambda n: None))
+        else:
+            frames = _translate_with_av(frame_translator, source, Path(partial), batch_size, progress or (lambda n: None))
         os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
@@ -195,7 +207,7 @@ def _translate_with_av(frame_translator, source: Path, target: Path, batch_size:
         audio_in = inp.streams.audio[0] if inp.streams.audio else None
         rate = Fraction(video_in.average_rate or video_in.guessed_rate or 25)
         with av.open(os.fspath(target), "w") as out:
-            video_out = out.add_stream(ENCODERS[source.suffix.lower()], rate=rate)
+            video_out = out.add_stream(ENCODERS[target.suffix.lower()], rate=rate)
             video_out.pix_fmt = "yuv420p"
             if video_out.codec_context.name == "libx264":
                 video_out.options = {"crf": "18", "preset": "medium"}

@@ -21,6 +21,8 @@ from PIL import ExifTags, Image
 gr = pytest.importorskip("gradio")
 
 import app  # the repository root is on pytest's pythonpath (pyproject.toml)
+from cyclegan_hub.video import FrameTranslator, probe
+from videos import audio_packets, pan_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -444,3 +446,141 @@ def test_full_resolution_says_how_long_first_then_gives_the_whole_image(translat
         notes = tmp_path / "notes.txt"
         notes.write_text("no")
         list(translator.full_resolution(str(notes), "a2b"))
+
+
+# --- the Video and Webcam tabs ----------------------------------------------------------------
+
+
+@pytest.fixture
+def videos(translator):
+    return app.VideoTab(translator)
+
+
+def test_a_clip_keeps_its_frames_rate_and_sound_and_the_status_says_so(videos, tmp_path):
+    source = write_video(tmp_path / "walk.mov", pan_frames(9, size=(96, 64)), fps=15)
+    seen = []
+    path, status = videos.video({"path": str(source), "orig_name": "walk.mov"}, "Photo -> Monet", progress=lambda f, desc: seen.append(f))
+    assert path.endswith(".mp4")  # a MOV comes back as MP4, which every browser plays
+    info = probe(path)
+    assert (info.frames, info.fps, info.width, info.height, info.has_audio) == (9, 15, 96, 64, True)
+    assert audio_packets(path) == audio_packets(source)
+    assert status.startswith("Photo -> Monet: 9 frames at 15 frames/s, 96x64, with sound; translated in ")
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)  # the progress bar went to the end
+
+
+def test_clips_beyond_the_bounds_or_of_other_kinds_are_refused_plainly(videos, tmp_path):
+    long_clip = write_video(tmp_path / "long.mp4", pan_frames(11 * 3, size=(32, 32)), fps=3, audio=False)  # 11 s
+    with pytest.raises(gr.Error, match=r"'long.mp4' is 11 s long; this demo translates clips of up to 10 s\."):
+        videos.video(str(long_clip), "a2b")
+    assert videos.explain_failure(str(long_clip), "a2b") == "'long.mp4' is 11 s long; this demo translates clips of up to 10 s."
+    with pytest.raises(gr.Error, match="'clip.avi': videos can be MP4, MOV or WebM"):
+        videos.video({"path": str(long_clip), "orig_name": "clip.avi"}, "a2b")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    with pytest.raises(gr.Error, match="'junk.mp4' is not a video file that can be read"):
+        videos.video(str(junk), "a2b")
+    with pytest.raises(gr.Error, match="Please upload a video first"):
+        videos.video(None, "a2b")
+
+
+def test_large_clips_are_translated_at_the_demos_video_size(videos, tmp_path):
+    source = write_video(tmp_path / "big.webm", pan_frames(3, size=(640, 360)), fps=10, audio=False)
+    path, status = videos.video(str(source), "a2b", progress=lambda *a, **k: None)
+    assert path.endswith(".webm") and (probe(path).width, probe(path).height) == (512, 288)
+    assert "512x288, downscaled from 640x360, no sound" in status
+
+
+def test_webcam_frames_are_smoothed_from_one_request_to_the_next(videos):
+    frames = pan_frames(4, size=(320, 240))
+    session, outputs = None, []
+    for frame in frames:
+        output, rate, session = videos.webcam(frame, "Photo -> Monet", session)
+        outputs.append(output)
+        assert re.fullmatch(r"\d+\.\d frames/s on this machine \(256x192, \d+ ms a frame\)", rate)
+    assert outputs[0].shape == (192, 256, 3) and len(session["seconds"]) == 4
+    # the same frames through one smoothed stream give the same result
+    stream = FrameTranslator(videos.model, "a2b", max_side=app.WEBCAM_MAX_SIDE)
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, [stream([f])[0] for f in frames]))
+    _, _, flipped = videos.webcam(frames[0], "Monet -> Photo", session)  # a new direction starts afresh
+    assert flipped["direction"] == "b2a" and len(flipped["seconds"]) == 1
+    assert videos.webcam(None, "a2b", None)[:2] == (None, "Waiting for the camera...")
+
+
+@pytest.mark.slow
+def test_api_translates_a_clip(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    source = write_video(tmp_path / "api.mp4", pan_frames(6, size=(64, 48)), fps=12)
+    client = Client(server, verbose=False, download_files=str(tmp_path / "downloads"))
+    result, status = client.predict(handle_file(str(source)), "Monet -> Photo", api_name="/translate_video")
+    path = result["video"] if isinstance(result, dict) else result
+    assert (probe(path).frames, probe(path).fps, probe(path).has_audio) == (6, 12, True)
+    assert status.startswith("Monet -> Photo: 6 frames at 12 frames/s")
+
+
+@pytest.mark.slow
+def test_browser_video_tab_translates_a_clip(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    source = write_video(tmp_path / "pan.mp4", pan_frames(20, size=(128, 96)), fps=10)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server)
+            page.get_by_role("tab", name="Video").click()
+            page.locator("input[type=file]").last.set_input_files(str(source))
+            page.locator("video").first.wait_for(timeout=30_000)  # the upload's preview
+            page.get_by_role("button", name="Translate video").click()
+            sync_api.expect(page.get_by_label("Video status")).to_have_value(re.compile(r"^Photo -> Monet: 20 frames at 10 frames/s"), timeout=60_000)
+            duration = page.wait_for_function(
+                "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 1 && v.duration }",
+                timeout=30_000,
+            ).json_value()
+            assert abs(duration - 2.0) < 0.2  # the browser plays the translated clip, 20 frames at 10 frames/s
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_browser_webcam_tab_translates_the_camera_live(server, tmp_path):
+    """Chromium's fake camera plays a real clip (Gradio's rotating Earth, else a pan we make)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    camera = camera_clip(tmp_path / "camera.y4m")
+    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+            page.goto(server)
+            page.get_by_role("tab", name="Webcam").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.get_by_role("button", name="capture photo").click()  # Gradio's Record button
+            sync_api.expect(page.get_by_label("Frame rate")).to_have_value(re.compile(r"^\d+\.\d frames/s on this machine \(256x144, "), timeout=60_000)
+            first = page.evaluate("() => document.querySelector('#output-webcam img').src")
+            page.wait_for_function(f"() => document.querySelector('#output-webcam img').src !== {first!r}", timeout=30_000)  # live: it changes
+            page.screenshot(path=str(tmp_path / "webcam.png"))
+        finally:
+            browser.close()
+
+
+def camera_clip(path: Path) -> Path:
+    """A .y4m file for Chromium's fake camera: 2 s of Gradio's real clip at 320x180, or of a pan."""
+    import av
+
+    clip = Path(gr.__file__).parent / "media_assets" / "videos" / "b.mp4"
+    if clip.exists():
+        with av.open(str(clip)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(60), container.decode(video=0))]
+    else:
+        frames = pan_frames(60, size=(480, 270))
+    with av.open(str(path), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        for pixels in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(width=320, height=180, format="yuv420p")))
+        out.mux(stream.encode(None))
+    return path
