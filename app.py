@@ -16,8 +16,8 @@ CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with
 
 Three tabs: Image; Video, a clip of up to 10 s (MP4, MOV, WebM) translated at up to 512 px
 with its sound and a progress bar; Webcam, the camera translated live at up to 256 px with the
-frame rate this machine reaches. Video and webcam smooth the normalisation statistics across
-frames, so the style does not flicker.
+frame rate this machine reaches. Video and webcam keep the output still where the input did not
+change, so the style does not flicker.
 
 API: /translate (an image), /full_resolution (an image at its own size, for download) and
 /translate_video (a clip). The direction is a label shown in the UI ("Photo -> Monet"), the
@@ -203,8 +203,8 @@ class Translator:
 
 
 class VideoTab:
-    """The Video and Webcam tabs: clips and live frames, with norm statistics smoothed across
-    frames so the style does not flicker (`cyclegan_hub.video`)."""
+    """The Video and Webcam tabs: clips and live frames, steadied where the input did not change
+    so the style does not flicker (`cyclegan_hub.video`, `cyclegan_hub.temporal`)."""
 
     def __init__(self, translator: Translator):
         self.translator = translator
@@ -265,7 +265,7 @@ class VideoTab:
 
     def webcam(self, frame: np.ndarray | None, direction: str, session: dict | None):
         """One live frame: (translated frame, frame-rate line, session). The session carries the
-        smoothed norm statistics from frame to frame and the recent frame times."""
+        filter's last frame from request to request and the recent frame times."""
         if frame is None:
             return None, "Waiting for the camera...", session
         key = self.model.resolve_direction(direction)
@@ -370,7 +370,7 @@ def build_demo(translator: Translator) -> gr.Blocks:
             with gr.Tab("Video"):
                 gr.Markdown(
                     f"A clip of up to {VIDEO_MAX_SECONDS} s (MP4, MOV or WebM), translated at up to {VIDEO_MAX_SIDE} px with its sound. "
-                    "Normalisation statistics are smoothed from frame to frame, so the style does not flicker."
+                    "Where the picture does not change, the translation is kept still, so the style does not flicker."
                 )
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):

@@ -104,7 +104,7 @@ def translate_files(
         tile_size: images longer than this on a side go in tiles with whole-image statistics
             (bounded memory) when translated at their own scale; None: one pass.
         batch_size: images of one size, or video frames, per forward pass.
-        stable: videos with norm statistics smoothed across frames (no flicker).
+        stable: videos steadied where the input did not change (no flicker; `temporal.TemporalFilter`).
         bf16: video frames under bfloat16 autocast (images: call `enable_fast_inference(bf16=True)`).
         progress: show tqdm progress bars.
 

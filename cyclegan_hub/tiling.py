@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from .networks import MIN_SIDE, SIDE_MULTIPLE
-from .norms import NormHooks, normalise
 
 # The generator halves its resolution twice: tiles start on multiples of 4 so that every
 # stride-2 layer samples the grid the untiled pass samples.
@@ -60,21 +59,30 @@ class _Measured(Exception):
     """Raised by the norm being measured: the rest of the network is not needed in this pass."""
 
 
-class WholeImageNorms(NormHooks):
-    """Makes a generator's InstanceNorm2d layers use given statistics, and collects the
-    statistics of one layer over tiles.
+class WholeImageNorms:
+    """Forward hooks that make a generator's InstanceNorm2d layers use given statistics, and
+    collect the statistics of one layer over tiles.
 
     Use as a context manager; `measure(k)` then `add(...)` per tile via the forward pass, and
     `finish()` stores layer k's mean and variance.
     """
 
     def __init__(self, generator: nn.Module):
-        super().__init__(generator)
+        self.norms = [m for m in generator.modules() if isinstance(m, nn.InstanceNorm2d)]
         self.stats: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.norms)
         self.measuring: int | None = None
         self.core: tuple[int, int, int, int] | None = None  # the tile's core inside its window
         self.window_size: tuple[int, int] | None = None
         self._sums = None
+        self._handles = []
+
+    def __enter__(self):
+        self._handles = [norm.register_forward_hook(self._hook) for norm in self.norms]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
 
     def measure(self, index: int) -> None:
         self.measuring, self._sums = index, None
@@ -86,9 +94,13 @@ class WholeImageNorms(NormHooks):
         self.stats[self.measuring] = (mean, variance)
         self.measuring = None
 
-    def replace(self, index, module, x, output):
+    def _hook(self, module, inputs, output):
+        index = self.norms.index(module)
+        (x,) = inputs
         if self.stats[index] is not None:
-            return normalise(x, *self.stats[index], module.eps)
+            mean, variance = self.stats[index]
+            shape = (1, -1, 1, 1)
+            return ((x - mean.to(x.dtype).view(shape)) / torch.sqrt(variance.to(x.dtype).view(shape) + module.eps)).to(output.dtype)
         if index != self.measuring:
             raise RuntimeError("norm layers must be measured in the order the network runs them")
         # The core at this layer's resolution (the input, a half or a quarter of it).

@@ -4,9 +4,9 @@ mp4, mov, mkv, webm and avi go through PyAV (FFmpeg, bundled in its wheels); ani
 through Pillow, which keeps each frame's duration. Frames stream through in small batches, so
 memory does not grow with the video's length (a GIF is held whole, as Pillow writes it).
 
-Instance norm computes its statistics per frame, and they jump between frames: per-frame
-translation flickers. `FrameTranslator(stable=True)` (the default) smooths every norm layer's
-statistics across frames instead (`norms.SmoothedNorms`); `bench/video.py` measures both.
+Each frame translated on its own flickers: small input changes come out re-painted.
+`FrameTranslator(stable=True)` (the default) steadies the output where the input did not
+change (`temporal.TemporalFilter`); `bench/video.py` measures both.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageSequence
 
 from .images import to_rgb
-from .norms import SmoothedNorms
+from .temporal import DEFAULT_STRENGTH, TemporalFilter
 from .translate import eval_mode, translate
 
 # Video codec per container (the audio is copied as it is, so the container must take it: it
 # is the one it came in). yuv420p everywhere: what browsers and players decode.
 ENCODERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
 VIDEO_SUFFIXES = (*ENCODERS, ".gif")
-DEFAULT_MOMENTUM = 0.9  # chosen by bench/video.py: clearly steadier than per frame, same quality
 
 
 class UnreadableVideoError(ValueError):
@@ -110,29 +109,29 @@ class FrameTranslator:
     Args:
         model: a `CycleGAN`.
         direction: "a2b", "b2a", a domain name or a label, as `CycleGAN.translate` takes.
-        stable: smooth the norm statistics across frames (no flicker); False: each frame alone.
-        momentum: the smoothing's weight of the past (see `norms.SmoothedNorms`).
+        stable: steady the output where the input did not change (no flicker); False: each frame alone.
+        strength: the filter's most weight on the last output (see `temporal.TemporalFilter`).
         max_side: frames longer than this on a side are downscaled first (`fit_size`).
         short_side: translate at this shorter side and upscale back (a model's training scale).
         bf16: run under bfloat16 autocast (faster on CPUs with native bf16).
-        state: the smoothing's `state` from an earlier call, to go on from it (a webcam
+        state: the filter's `state` from an earlier call, to go on from it (a webcam
             session's frames come one request at a time).
 
-    Call it on consecutive batches of one video: with `stable` the statistics carry over.
-    Without `stable`, a model whose `enable_fast_inference` ran uses its compiled generators.
+    Call it on consecutive batches of one video: with `stable` the filter carries over. A model
+    whose `enable_fast_inference` ran uses its compiled generators.
     """
 
-    def __init__(self, model, direction: str, *, stable: bool = True, momentum: float = DEFAULT_MOMENTUM,
-                 max_side: int | None = None, short_side: int | None = None, bf16: bool = False, state: list | None = None):
+    def __init__(self, model, direction: str, *, stable: bool = True, strength: float = DEFAULT_STRENGTH,
+                 max_side: int | None = None, short_side: int | None = None, bf16: bool = False, state=None):
         key = model.resolve_direction(direction)
-        self.generator = model.generator(key) if stable else (model.compiled.get(key) or model.generator(key))
-        self.smoothing = SmoothedNorms(model.generator(key), momentum, state) if stable else None
+        self.generator = model.compiled.get(key) or model.generator(key)
+        self.filter = TemporalFilter(strength, state=state) if stable else None
         self.max_side, self.short_side, self.bf16 = max_side, short_side, bf16
 
     @property
-    def state(self) -> list | None:
-        """The smoothed statistics so far (None without `stable`): pass it as `state` to go on."""
-        return self.smoothing.state if self.smoothing else None
+    def state(self):
+        """The filter's last frame (None without `stable`): pass it as `state` to go on."""
+        return self.filter.state if self.filter else None
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -141,8 +140,10 @@ class FrameTranslator:
         if (fitted_width, fitted_height) != (width, height):
             batch = F.interpolate(batch, size=(fitted_height, fitted_width), mode="bilinear", antialias=True, align_corners=False)
         precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with self.smoothing or contextlib.nullcontext(), precision, eval_mode(self.generator):
+        with precision, eval_mode(self.generator):
             outputs = translate(self.generator, batch, batch_size=len(frames), short_side=self.short_side)
+        if self.filter:
+            outputs = self.filter(batch, outputs)
         pixels = outputs.float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1)  # as tensor_to_pil
         return list(pixels.numpy())
 
@@ -165,10 +166,8 @@ def translate_video(
     suffix = source.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise UnreadableVideoError(f"{_describe(source)}: videos must be one of {', '.join(VIDEO_SUFFIXES)}")
-    if target.suffix.lower() not in ENCODERS and target.suffix.lower() != suffix:
-        raise ValueError(f"{target.name!r}: the translation of {_describe(source)} can be written as {suffix} or as one of {', '.join(ENCODERS)}")
-    if (suffix == ".gif") != (target.suffix.lower() == ".gif"):
-        raise ValueError(f"{target.name!r}: an animated GIF is translated into a GIF, a video into a video")
+    if (suffix == ".gif") != (target.suffix.lower() == ".gif") or target.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{target.name!r}: an animated GIF is translated into a GIF, a video into a video ({', '.join(ENCODERS)})")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written next to the target, then renamed: an interrupted run leaves no half-written video.
     handle, partial = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix.lower(), dir=target.parent)

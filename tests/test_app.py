@@ -3,6 +3,7 @@ gradio_client and a real browser (slow). A tiny random CycleGAN stands in for th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -337,7 +338,20 @@ def test_a_burst_of_identical_requests_all_succeed(server, tmp_path):
     assert outcomes == [("Photo -> Monet: 256x256.", (256, 256))] * 48
 
 
-CHROMIUM_ARGS_BROWSER = dict(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+@contextlib.contextmanager
+def chromium(*extra_args: str):
+    """Headless Chromium through Playwright and its `expect`, closed afterwards; without them the test is skipped."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser, sync_api.expect
+        finally:
+            browser.close()
+
+
 OUTPUT_IMAGE = "document.querySelector('#output-image img')"
 
 
@@ -347,81 +361,67 @@ def wait_for_result(page) -> None:
 
 @pytest.mark.slow
 def test_browser_upload_translate_and_error(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     upload = save(gradient(201, 123), tmp_path / "ramp.png")
     portrait = save(gradient(300, 900), tmp_path / "tall.png")
     junk = tmp_path / "notes.png"
     junk.write_text("hello")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server)
-            page.locator("input[type=file]").first.set_input_files(upload)
-            page.locator("img[src*='ramp']").first.wait_for(timeout=30_000)  # the upload's preview
-            page.get_by_role("radio", name="Monet -> Photo").check()
-            page.get_by_role("button", name="Translate").click()
-            wait_for_result(page)
-            assert page.evaluate(f"() => [{OUTPUT_IMAGE}.naturalWidth, {OUTPUT_IMAGE}.naturalHeight]") == [201, 123]
-            assert page.get_by_label("Status").input_value() == "Monet -> Photo: 201x123."
-            page.screenshot(path=str(tmp_path / "app_screenshot.png"), full_page=True)
+    with chromium() as (browser, expect):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.locator("input[type=file]").first.set_input_files(upload)
+        page.locator("img[src*='ramp']").first.wait_for(timeout=30_000)  # the upload's preview
+        page.get_by_role("radio", name="Monet -> Photo").check()
+        page.get_by_role("button", name="Translate").click()
+        wait_for_result(page)
+        assert page.evaluate(f"() => [{OUTPUT_IMAGE}.naturalWidth, {OUTPUT_IMAGE}.naturalHeight]") == [201, 123]
+        assert page.get_by_label("Status").input_value() == "Monet -> Photo: 201x123."
+        page.screenshot(path=str(tmp_path / "app_screenshot.png"), full_page=True)
 
-            # A tall portrait keeps Translate and the status above the fold on a desktop screen.
-            page.locator("input[type=file]").first.set_input_files(portrait)
-            page.locator("img[src*='tall']").first.wait_for(timeout=30_000)
-            for name in ("Translate",):
-                box = page.get_by_role("button", name=name).bounding_box()
-                assert box["y"] + box["height"] <= 900, f"{name} is below the fold: {box}"
-            status_box = page.get_by_label("Status").bounding_box()
-            assert status_box["y"] + status_box["height"] <= 900
+        # A tall portrait keeps Translate and the status above the fold on a desktop screen.
+        page.locator("input[type=file]").first.set_input_files(portrait)
+        page.locator("img[src*='tall']").first.wait_for(timeout=30_000)
+        for name in ("Translate",):
+            box = page.get_by_role("button", name=name).bounding_box()
+            assert box["y"] + box["height"] <= 900, f"{name} is below the fold: {box}"
+        status_box = page.get_by_label("Status").bounding_box()
+        assert status_box["y"] + status_box["height"] <= 900
 
-            page.locator("table").get_by_text("Photo -> Monet").first.click()  # an example photo
-            page.get_by_role("button", name="Translate").click()
-            sync_api.expect(page.get_by_label("Status")).to_have_value(re.compile(r"^Photo -> Monet: \d+x\d+\.$"), timeout=30_000)
+        page.locator("table").get_by_text("Photo -> Monet").first.click()  # an example photo
+        page.get_by_role("button", name="Translate").click()
+        expect(page.get_by_label("Status")).to_have_value(re.compile(r"^Photo -> Monet: \d+x\d+\.$"), timeout=30_000)
 
-            page.goto(server)  # a fresh page: a text file renamed .png gets the app's message, which the status keeps
-            page.locator("input[type=file]").first.set_input_files(str(junk))
-            page.get_by_role("button", name="Translate").click()
-            message = "'notes.png' is not an image file that can be read"
-            page.get_by_text(message).first.wait_for(timeout=30_000)
-            sync_api.expect(page.get_by_label("Status")).to_have_value(re.compile(re.escape(message)), timeout=30_000)
-        finally:
-            browser.close()
+        page.goto(server)  # a fresh page: a text file renamed .png gets the app's message, which the status keeps
+        page.locator("input[type=file]").first.set_input_files(str(junk))
+        page.get_by_role("button", name="Translate").click()
+        message = "'notes.png' is not an image file that can be read"
+        page.get_by_text(message).first.wait_for(timeout=30_000)
+        expect(page.get_by_label("Status")).to_have_value(re.compile(re.escape(message)), timeout=30_000)
 
 
 @pytest.mark.slow
 def test_on_a_phone_the_result_is_in_view_after_translate(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     upload = save(gradient(300, 400), tmp_path / "phone.png")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-            page.goto(server)
-            page.locator("input[type=file]").first.set_input_files(upload)
-            page.locator("img[src*='phone']").first.wait_for(timeout=30_000)
-            button = page.get_by_role("button", name="Translate")
-            # The user scrolled down to the button: it is at the top of the screen when tapped.
-            page.evaluate("(y) => window.scrollTo(0, y)", button.bounding_box()["y"] + page.evaluate("window.scrollY"))
-            assert abs(button.bounding_box()["y"]) < 5
-            button.click()
-            wait_for_result(page)
-            page.wait_for_timeout(500)  # let any layout shift settle
-            visible = page.evaluate(
-                f"""() => {{
-                    const r = {OUTPUT_IMAGE}.getBoundingClientRect();
-                    const shown = Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
-                    return shown / r.height;
-                }}"""
-            )
-            assert visible >= 0.5, f"only {visible:.0%} of the result is on screen"
-            page.screenshot(path=str(tmp_path / "phone.png"))
-        finally:
-            browser.close()
+    with chromium() as (browser, expect):
+        page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        page.goto(server)
+        page.locator("input[type=file]").first.set_input_files(upload)
+        page.locator("img[src*='phone']").first.wait_for(timeout=30_000)
+        button = page.get_by_role("button", name="Translate")
+        # The user scrolled down to the button: it is at the top of the screen when tapped.
+        page.evaluate("(y) => window.scrollTo(0, y)", button.bounding_box()["y"] + page.evaluate("window.scrollY"))
+        assert abs(button.bounding_box()["y"]) < 5
+        button.click()
+        wait_for_result(page)
+        page.wait_for_timeout(500)  # let any layout shift settle
+        visible = page.evaluate(
+            f"""() => {{
+                const r = {OUTPUT_IMAGE}.getBoundingClientRect();
+                const shown = Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
+                return shown / r.height;
+            }}"""
+        )
+        assert visible >= 0.5, f"only {visible:.0%} of the result is on screen"
+        page.screenshot(path=str(tmp_path / "phone.png"))
 
 
 @pytest.mark.slow
@@ -490,7 +490,7 @@ def test_large_clips_are_translated_at_the_demos_video_size(videos, tmp_path):
     assert "512x288, downscaled from 640x360, no sound" in status
 
 
-def test_webcam_frames_are_smoothed_from_one_request_to_the_next(videos):
+def test_webcam_frames_are_steadied_from_one_request_to_the_next(videos):
     frames = pan_frames(4, size=(320, 240))
     session, outputs = None, []
     for frame in frames:
@@ -498,7 +498,7 @@ def test_webcam_frames_are_smoothed_from_one_request_to_the_next(videos):
         outputs.append(output)
         assert re.fullmatch(r"\d+\.\d frames/s on this machine \(256x192, \d+ ms a frame\)", rate)
     assert outputs[0].shape == (192, 256, 3) and len(session["seconds"]) == 4
-    # the same frames through one smoothed stream give the same result
+    # the same frames through one stream give the same result
     stream = FrameTranslator(videos.model, "a2b", max_side=app.WEBCAM_MAX_SIDE)
     assert all(np.array_equal(a, b) for a, b in zip(outputs, [stream([f])[0] for f in frames]))
     _, _, flipped = videos.webcam(frames[0], "Monet -> Photo", session)  # a new direction starts afresh
@@ -520,51 +520,37 @@ def test_api_translates_a_clip(server, tmp_path):
 
 @pytest.mark.slow
 def test_browser_video_tab_translates_a_clip(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     source = write_video(tmp_path / "pan.mp4", pan_frames(20, size=(128, 96)), fps=10)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**CHROMIUM_ARGS_BROWSER)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server)
-            page.get_by_role("tab", name="Video").click()
-            page.locator("input[type=file]").last.set_input_files(str(source))
-            page.locator("video").first.wait_for(timeout=30_000)  # the upload's preview
-            page.get_by_role("button", name="Translate video").click()
-            sync_api.expect(page.get_by_label("Video status")).to_have_value(re.compile(r"^Photo -> Monet: 20 frames at 10 frames/s"), timeout=60_000)
-            duration = page.wait_for_function(
-                "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 1 && v.duration }",
-                timeout=30_000,
-            ).json_value()
-            assert abs(duration - 2.0) < 0.2  # the browser plays the translated clip, 20 frames at 10 frames/s
-        finally:
-            browser.close()
+    with chromium() as (browser, expect):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.get_by_role("tab", name="Video").click()
+        page.locator("input[type=file]").last.set_input_files(str(source))
+        page.locator("video").first.wait_for(timeout=30_000)  # the upload's preview
+        page.get_by_role("button", name="Translate video").click()
+        expect(page.get_by_label("Video status")).to_have_value(re.compile(r"^Photo -> Monet: 20 frames at 10 frames/s"), timeout=60_000)
+        duration = page.wait_for_function(
+            "() => { const v = document.querySelector('#output-video video'); return v && v.readyState >= 1 && v.duration }",
+            timeout=30_000,
+        ).json_value()
+        assert abs(duration - 2.0) < 0.2  # the browser plays the translated clip, 20 frames at 10 frames/s
 
 
 @pytest.mark.slow
 def test_browser_webcam_tab_translates_the_camera_live(server, tmp_path):
     """Chromium's fake camera plays a real clip (Gradio's rotating Earth, else a pan we make)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     camera = camera_clip(tmp_path / "camera.y4m")
-    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
-            page.goto(server)
-            page.get_by_role("tab", name="Webcam").click()
-            page.get_by_text("Click to Access Webcam").click()
-            page.get_by_role("button", name="capture photo").click()  # Gradio's Record button
-            sync_api.expect(page.get_by_label("Frame rate")).to_have_value(re.compile(r"^\d+\.\d frames/s on this machine \(256x144, "), timeout=60_000)
-            first = page.evaluate("() => document.querySelector('#output-webcam img').src")
-            page.wait_for_function(f"() => document.querySelector('#output-webcam img').src !== {first!r}", timeout=30_000)  # live: it changes
-            page.screenshot(path=str(tmp_path / "webcam.png"))
-        finally:
-            browser.close()
+    camera_args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+    with chromium(*camera_args) as (browser, expect):
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"]).new_page()
+        page.goto(server)
+        page.get_by_role("tab", name="Webcam").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()  # Gradio's Record button
+        expect(page.get_by_label("Frame rate")).to_have_value(re.compile(r"^\d+\.\d frames/s on this machine \(256x144, "), timeout=60_000)
+        first = page.evaluate("() => document.querySelector('#output-webcam img').src")
+        page.wait_for_function(f"() => document.querySelector('#output-webcam img').src !== {first!r}", timeout=30_000)  # live: it changes
+        page.screenshot(path=str(tmp_path / "webcam.png"))
 
 
 def camera_clip(path: Path) -> Path:

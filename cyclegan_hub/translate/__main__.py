@@ -14,7 +14,6 @@ import sys
 
 from ..files import translate_files
 from ..model import SCALES
-from ..video import DEFAULT_MOMENTUM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile_size", type=int, default=1024, help="translate larger images in tiles of this size with "
                         "whole-image statistics, in bounded memory (at --scale input)")
     parser.add_argument("--batch_size", type=int, default=8, help="same-size images or video frames per forward pass")
-    parser.add_argument("--per_frame", action="store_true", help="videos: normalise each frame alone (flickers) instead of "
-                        f"smoothing the norm statistics across frames (momentum {DEFAULT_MOMENTUM})")
+    parser.add_argument("--per_frame", action="store_true", help="videos: each frame translated alone (flickers), without the "
+                        "filter that keeps the output still where the input did not change")
     parser.add_argument("--bf16", action="store_true", help="bfloat16: images on the compiled path, frames under autocast; "
                         "about 2x faster on CPUs with native bf16, outputs ~1/255 off on average")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
