@@ -89,13 +89,12 @@ def translate_files(
     tile_size: int | None = 1024,
     batch_size: int = 8,
     stable: bool = True,
-    bf16: bool = False,
     progress: bool = True,
 ) -> Report:
     """Translate images and videos (files, or folders of them) with `model` into `output_dir`.
 
     Args:
-        model: a `CycleGAN`.
+        model: a `CycleGAN`; after `model.enable_fast_inference()` images and frames run compiled.
         direction: "a2b", "b2a", a domain name or a label.
         inputs: files and folders.
         skip_existing: leave outputs that exist (from an interrupted run) as they are.
@@ -105,7 +104,6 @@ def translate_files(
             (bounded memory) when translated at their own scale; None: one pass.
         batch_size: images of one size, or video frames, per forward pass.
         stable: videos steadied where the input did not change (no flicker; `temporal.TemporalFilter`).
-        bf16: video frames under bfloat16 autocast (images: call `enable_fast_inference(bf16=True)`).
         progress: show tqdm progress bars.
 
     Returns:
@@ -129,7 +127,7 @@ def translate_files(
                           tile_size if scale == "input" else None, batch_size)
         bar.update(len(images[start : start + IMAGES_AT_ONCE]))
     for job in (job for job in todo if is_video(job.source)):
-        frames = FrameTranslator(model, direction, stable=stable, max_side=max_side, short_side=short_side, bf16=bf16)
+        frames = FrameTranslator(model, direction, stable=stable, max_side=max_side, short_side=short_side)
         with tqdm(unit="frame", desc=job.source.name, leave=False, disable=not progress) as frame_bar:
             try:
                 translate_video(frames, job.source, job.target, batch_size=batch_size, progress=frame_bar.update)

@@ -29,8 +29,8 @@ from .images import to_rgb
 from .temporal import DEFAULT_STRENGTH, TemporalFilter
 from .translate import eval_mode, translate
 
-# Video codec per container (the audio is copied as it is, so the container must take it: it
-# is the one it came in). yuv420p everywhere: what browsers and players decode.
+# Video codec per container, in yuv420p: what browsers and players decode. The audio is copied
+# as it is, so a container other than the source's must be able to hold its codec.
 ENCODERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
 VIDEO_SUFFIXES = (*ENCODERS, ".gif")
 
@@ -113,20 +113,19 @@ class FrameTranslator:
         strength: the filter's most weight on the last output (see `temporal.TemporalFilter`).
         max_side: frames longer than this on a side are downscaled first (`fit_size`).
         short_side: translate at this shorter side and upscale back (a model's training scale).
-        bf16: run under bfloat16 autocast (faster on CPUs with native bf16).
         state: the filter's `state` from an earlier call, to go on from it (a webcam
             session's frames come one request at a time).
 
     Call it on consecutive batches of one video: with `stable` the filter carries over. A model
-    whose `enable_fast_inference` ran uses its compiled generators.
+    whose `enable_fast_inference` ran uses its compiled generators (and their bf16 setting).
     """
 
     def __init__(self, model, direction: str, *, stable: bool = True, strength: float = DEFAULT_STRENGTH,
-                 max_side: int | None = None, short_side: int | None = None, bf16: bool = False, state=None):
+                 max_side: int | None = None, short_side: int | None = None, state=None):
         key = model.resolve_direction(direction)
         self.generator = model.compiled.get(key) or model.generator(key)
         self.filter = TemporalFilter(strength, state=state) if stable else None
-        self.max_side, self.short_side, self.bf16 = max_side, short_side, bf16
+        self.max_side, self.short_side = max_side, short_side
 
     @property
     def state(self):
@@ -139,8 +138,7 @@ class FrameTranslator:
         fitted_width, fitted_height = fit_size(width, height, self.max_side)
         if (fitted_width, fitted_height) != (width, height):
             batch = F.interpolate(batch, size=(fitted_height, fitted_width), mode="bilinear", antialias=True, align_corners=False)
-        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with precision, eval_mode(self.generator):
+        with eval_mode(self.generator):
             outputs = translate(self.generator, batch, batch_size=len(frames), short_side=self.short_side)
         if self.filter:
             outputs = self.filter(batch, outputs)

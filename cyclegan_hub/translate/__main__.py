@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="same-size images or video frames per forward pass")
     parser.add_argument("--per_frame", action="store_true", help="videos: each frame translated alone (flickers), without the "
                         "filter that keeps the output still where the input did not change")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16: images on the compiled path, frames under autocast; "
-                        "about 2x faster on CPUs with native bf16, outputs ~1/255 off on average")
+    parser.add_argument("--bf16", action="store_true", help="compiled generators under bfloat16 autocast (a one-off compile "
+                        "first): about 2x faster on CPUs with native bf16, outputs ~1/255 off on average")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = translate_files(
             model, args.direction, args.inputs, args.output_dir, skip_existing=args.skip_existing, max_side=args.max_side,
-            scale=scale, tile_size=args.tile_size, batch_size=args.batch_size, stable=not args.per_frame, bf16=args.bf16,
+            scale=scale, tile_size=args.tile_size, batch_size=args.batch_size, stable=not args.per_frame,
             progress=not args.quiet,
         )
     except (OSError, ValueError) as error:  # a missing input, two inputs onto one output
