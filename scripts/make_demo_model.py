@@ -31,6 +31,7 @@ from cyclegan_hub.data import DataOptions, held_out_images
 from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
 from cyclegan_hub.samples import sample_grid
+from cyclegan_hub.training import linear_decay
 
 FIRST_DOMAIN = "photo"
 
@@ -65,6 +66,19 @@ def median_latency(model: CycleGAN, side: int, runs: int = 5, **options) -> floa
     return statistics.median(times)
 
 
+def schedule_so_far(config: TrainConfig, step: int) -> str:
+    """The learning rate this checkpoint trained with, in words: the run may have stopped mid-schedule."""
+    total = config.max_steps
+    constant = round(total * config.num_epochs / max(1, config.num_epochs + config.decay_epochs))
+    if step >= total:
+        return f"the learning rate {config.lr:g} for {constant:,} steps, then decayed linearly to 0."
+    if step <= constant:
+        return (f"all at the constant learning rate {config.lr:g}: the first {step:,} steps of a {total:,}-step schedule, "
+                f"before its linear decay (from step {constant:,}) began.")
+    reached = config.lr * linear_decay(step, constant, total - constant)
+    return f"the learning rate {config.lr:g} for {constant:,} steps, then decayed linearly, to {reached:.2g} at step {step:,} of {total:,}."
+
+
 def untranslated(metrics: dict) -> dict:
     """KID and FID are symmetric: untranslated A against real B also scores untranslated B against real A."""
     rows = {"num_a": metrics["num_a"], "num_b": metrics["num_b"]}
@@ -83,6 +97,8 @@ def main():
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=FOLDER",
                         help="another model to score on the same images, shown as a baseline row")
     parser.add_argument("--recipe_doc", default="docs/recipe.md", help="where the card says the recipe is explained")
+    parser.add_argument("--machine", default="one thread of a 2-core AMD EPYC CPU, beside other runs",
+                        help="what the run's hours were measured on, for the card")
     args = parser.parse_args()
 
     model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=True))
@@ -120,7 +136,7 @@ def main():
     summary = (
         f"Trained here on the monet2photo training split ({len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, "
         f"{len(list(Path(args.data, 'trainB').iterdir()))} photos) for {state['step']:,} steps at {config['crop_size']} px "
-        f"on a 2-core CPU ({hours:.0f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
+        f"on a CPU ({hours:.0f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
         f"{metrics['checkerboard_b2a']:.2f} (1 = no grid)."
@@ -154,8 +170,8 @@ def main():
             metrics_notes=notes,
             hyperparameters=hyperparameters,
             training_summary=(
-                f"{state['step']:,} steps of batch 1 ({hours:.1f} h on a 2-core AMD EPYC CPU, bf16 autocast, "
-                "`torch.compile`), the learning rate constant for the first half and decayed linearly to 0 over the second."
+                f"{state['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}; bf16 autocast, "
+                f"`torch.compile`); {schedule_so_far(TrainConfig(**config), state['step'])}"
             ),
         ),
     )
