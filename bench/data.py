@@ -5,8 +5,7 @@ one per domain). Each worker count runs in its own process, so they don't skew e
 Throughput is also given in output megapixels/s; there is no FLOP count, as decoding and resizing
 run inside Pillow and libjpeg, where torch's counter cannot see.
 
-    python demo_model/prepare_split.py ../shared/data/monet2photo /tmp/monet_photo_split
-    python bench/data.py --dataset /tmp/monet_photo_split --workers 0 1 2 --step_seconds 2.79
+    python bench/data.py --dataset ../shared/data/monet2photo --workers 0 1 2 --step_seconds 2.79
 """
 
 from __future__ import annotations

@@ -135,8 +135,8 @@ def main():
     base = baselines["untranslated input"]
     summary = (
         f"Trained here on the monet2photo training split ({len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, "
-        f"{len(list(Path(args.data, 'trainB').iterdir()))} photos) for {state['step']:,} steps at {config['crop_size']} px "
-        f"on a CPU ({hours:.0f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
+        f"{len(list(Path(args.data, 'trainB').iterdir()))} photos) for {state['step']:,} steps on {config['crop_size']} px crops "
+        f"of images resized to {config['load_size']} px, on a CPU ({hours:.0f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
         f"{metrics['checkerboard_b2a']:.2f} (1 = no grid)."
