@@ -21,10 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Of the settings bench/video.py compares, the one that flickered least on every clip and kept
-# per-frame KID (bench/README.md); 12 levels in 255 is twice a phone video's noise.
-DEFAULT_STRENGTH = 0.9
-DEFAULT_TOLERANCE = 12 / 127.5
+DEFAULT_STRENGTH = 0.8
+DEFAULT_TOLERANCE = 6 / 127.5  # about 6 levels in 255: the noise of a phone video
 
 
 class TemporalFilter:
