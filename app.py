@@ -5,12 +5,12 @@
     python app.py --max_side 512 --concurrency 2 --host 0.0.0.0 --port 7860 --share
 
 Images longer than --max_side (env CYCLEGAN_MAX_SIDE, default 1024) on a side are downscaled
-first, and the status line says so; otherwise the output has exactly the input's size. With
---scale training (the default when the model records its training resolution) the generator
-works at that resolution and its output is upscaled to the image's size, so strokes come out
-at the size the model learned; --scale input translates at the image's own size. The generators
-are compiled (torch.compile, one graph for every size) and warmed up at start-up; --no_compile
-or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager. --bf16 or
+first, and the status line says so; otherwise the output has exactly the input's size. The
+generator works at the image's own size (--scale input, the default: it scored better by KID and
+looked more painted at 1:1 than the alternative, docs/recipe.md); with --scale training it works
+at the resolution the model records in its config and its output is upscaled to the image's
+size. The generators are compiled (torch.compile, one graph for every size) and warmed up at
+start-up; --no_compile or CYCLEGAN_COMPILE=0 skips that, and a machine where compiling fails runs eager. --bf16 or
 CYCLEGAN_BF16=1 runs them under bfloat16 autocast: about 2x faster on a CPU with native bf16
 (AVX512-BF16 or AMX), outputs about 1 level in 255 off on average.
 
@@ -60,8 +60,8 @@ from cyclegan_hub.video import FrameTranslator, UnreadableVideoError, fit_size, 
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
 TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in tiles this large
-# A tiled translation costs about this many one-pass translations of the same image (bench/tiled.py).
-TILED_COST = 12
+# Seconds per megapixel of a tiled translation over those of an on-screen (1024 px) one-pass one: 83 / 4.9 (bench/tiled.py).
+TILED_COST = 17
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
 IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
 # Videos: short clips at a reduced size, so that a CPU translates one in about a minute.
@@ -77,7 +77,7 @@ class Settings:
 
     model: str = str(EMBEDDED_MODEL)
     max_side: int = 1024
-    scale: str | None = None  # "input" or "training"; None: "training" when the model records it
+    scale: str = "input"  # or "training": at the model's training resolution, upscaled (docs/recipe.md measures both)
     compile: bool = True
     bf16: bool = False
     concurrency: int | None = None  # None: 1 on a CPU, 2 on a GPU
@@ -88,7 +88,7 @@ class Settings:
         return cls(
             model=env.get("CYCLEGAN_MODEL") or cls.model,
             max_side=int(env.get("CYCLEGAN_MAX_SIDE", cls.max_side)),
-            scale=env.get("CYCLEGAN_SCALE") or None,
+            scale=env.get("CYCLEGAN_SCALE") or cls.scale,
             compile=env.get("CYCLEGAN_COMPILE") != "0",
             bf16=env.get("CYCLEGAN_BF16") == "1",
         )
@@ -100,7 +100,7 @@ class Translator:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.model = load_model(settings)
-        self.scale = settings.scale or ("training" if self.model.training_resolution else "input")
+        self.scale = settings.scale
         # UI labels, e.g. "Photo -> Monet"; the model resolves them, like "a2b" or a domain name.
         self.labels = {key: label.title() for key, label in self.model.directions.items()}
         self.seconds_per_megapixel = 1.0  # measured by every on-screen translation
@@ -409,7 +409,7 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, dict]:
     parser.add_argument("--model", help="Hub id or local folder (default: $CYCLEGAN_MODEL, else demo_model/)")
     parser.add_argument("--max_side", type=int, help=f"downscale images longer than this (default: $CYCLEGAN_MAX_SIDE or {defaults.max_side})")
     parser.add_argument("--scale", choices=SCALES, help="translate at the model's training resolution or at the image's size "
-                        "(default: $CYCLEGAN_SCALE, else training when the model records it)")
+                        f"(default: $CYCLEGAN_SCALE, else {defaults.scale})")
     parser.add_argument("--concurrency", type=int, help="requests translated at once (default: 1 on CPU, 2 on GPU)")
     parser.add_argument("--no_compile", action="store_true", help="translate eagerly: skip the compile at start (also CYCLEGAN_COMPILE=0)")
     parser.add_argument("--bf16", action="store_true", help="compiled generators under bfloat16 autocast: ~2x faster on CPUs "

@@ -117,6 +117,8 @@ def main(cfg: TrainConfig) -> Path:
     )
     if accelerator.device.type == "cpu":
         torch.set_num_threads(cpu_threads_per_process(cfg.cpu_threads))
+    elif accelerator.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one crop size for the whole run: time the convolution algorithms once
     output_dir = Path(cfg.output_dir)
     resume_path = resolve_resume(output_dir, cfg.resume_from_checkpoint)
     cfg = dataclasses.replace(cfg, seed=run_seed(accelerator, cfg, resume_path))

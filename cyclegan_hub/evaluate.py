@@ -6,6 +6,8 @@ against the real images of the target domain.
 Usage:
     python -m cyclegan_hub.evaluate --model org/cyclegan-monet --dataset huggan/monet2photo \
         --split test --max_images 500 --output results.json
+    python -m cyclegan_hub.evaluate --model run/checkpoint-1000 run/checkpoint-2000 --dataset data \
+        --output 1000.json 2000.json     # the real images' features are computed once
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--model", required=True, help="Hub model id or local folder of a CycleGAN, or a training run's checkpoint-N folder"
+        "--model", required=True, nargs="+",
+        help="Hub model id or local folder of a CycleGAN, or a training run's checkpoint-N folder; several are "
+        "scored against the same real images, whose features are computed once",
     )
     parser.add_argument(
         "--raw_weights", action="store_true",
@@ -175,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_subsets", type=int, default=50, help="KID subsets (default: 50)")
     parser.add_argument("--baseline", action="store_true", help="also score untranslated A against real B")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    parser.add_argument("--output", default=None, help="write the results to this JSON file")
+    parser.add_argument("--output", default=None, nargs="+", help="write the results to this JSON file, one per --model")
     return parser
 
 
@@ -202,8 +206,8 @@ def format_table(result: dict, directions: dict[str, str]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parse the command line, evaluate, print a table and optionally write JSON."""
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Parse the command line, evaluate each model, print a table each and optionally write JSON."""
     from .checkpoints import STATE_FILE, model_from_checkpoint
     from .data import DataOptions, DatasetLayoutError, held_out_images
     from .model import CycleGAN
@@ -212,34 +216,32 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.max_images is not None and args.max_images < 2:
         parser.error(f"--max_images must be >= 2, got {args.max_images}")
+    if args.output is not None and len(args.output) != len(args.model):
+        parser.error(f"--output needs one file per --model: got {len(args.output)} for {len(args.model)}")
     options = DataOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DataOptions)})
     try:
         images_a, images_b, _ = held_out_images(options, options.split, args.max_images)
     except (DatasetLayoutError, ValueError) as error:
         parser.error(str(error))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if os.path.isfile(os.path.join(args.model, STATE_FILE)):
-        model = model_from_checkpoint(args.model, averaged=not args.raw_weights).to(device)
-    else:
-        model = CycleGAN.from_pretrained(args.model, map_location=device)
-    result = evaluate_translation(
-        model,
-        images_a,
-        images_b,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        num_subsets=args.num_subsets,
-        baseline=args.baseline,
-        features=shared_features(device),
+    evaluation = Evaluation(
+        images_a, images_b, image_size=args.image_size, num_subsets=args.num_subsets, features=shared_features(device)
     )
-    print(format_table(result, model.directions))
-    print(result["protocol"])
-    if args.output:
-        report = dict(result, model=args.model, data=dataclasses.asdict(options))
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2, ensure_ascii=False)
-        print(f"wrote {args.output}")
-    return result
+    results = []
+    for index, name in enumerate(args.model):
+        if os.path.isfile(os.path.join(name, STATE_FILE)):
+            model = model_from_checkpoint(name, averaged=not args.raw_weights).to(device)
+        else:
+            model = CycleGAN.from_pretrained(name, map_location=device)
+        result = evaluation(model, batch_size=args.batch_size, baseline=args.baseline)
+        print(f"{name}\n{format_table(result, model.directions)}\n{result['protocol']}", flush=True)
+        if args.output:
+            report = dict(result, model=name, data=dataclasses.asdict(options))
+            with open(args.output[index], "w", encoding="utf-8") as file:
+                json.dump(report, file, indent=2, ensure_ascii=False)
+            print(f"wrote {args.output[index]}")
+        results.append(result)
+    return results
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 On the held-out test split (testA: Monet paintings, testB: photos, never trained on) it measures
 FID / KID in both directions with the checkerboard index, for this model, the untranslated
 images and any --reference model; the cycle reconstruction error; and the median CPU latency of
-the demo's path. It writes the pair in float16 (generators and discriminators, so training can
-go on from it), `metrics.json`, `training_run.json`, `samples.png` and the card (README.md).
+the demo's path (`--skip_latency` while other work loads the machine). It writes the pair in
+float16 (with the discriminators when the checkpoint has them, so training can go on from it),
+`metrics.json`, `training_run.json`, `samples.png` and the card (README.md). A slim checkpoint
+(trainer state and generators, as `scripts/gpu_recipe_run.py` brings back) is enough.
 The domains are stored photo first, so the demo opens on photo -> Monet.
 """
 
@@ -24,7 +26,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.checkpoints import model_from_checkpoint, read_state
+from cyclegan_hub.checkpoints import NETWORK_FILES, model_from_checkpoint, read_state
 from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, held_out_images
@@ -97,11 +99,15 @@ def main():
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=FOLDER",
                         help="another model to score on the same images, shown as a baseline row")
     parser.add_argument("--recipe_doc", default="docs/recipe.md", help="where the card says the recipe is explained")
-    parser.add_argument("--machine", default="one thread of a 2-core AMD EPYC CPU, beside other runs",
-                        help="what the run's hours were measured on, for the card")
+    parser.add_argument("--machine", default="a 2-core AMD EPYC CPU, bf16 autocast",
+                        help="what the run trained on and in which precision, for the card")
+    parser.add_argument("--train_sizes", help="what it trained on, for the card (default: the counts in --data's "
+                        "trainA/ and trainB/)")
+    parser.add_argument("--skip_latency", action="store_true", help="leave the CPU latency out (the machine is busy)")
     args = parser.parse_args()
 
-    model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=True))
+    with_discriminators = (args.checkpoint / NETWORK_FILES["discriminator_a"]).is_file()
+    model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=with_discriminators))
     state = read_state(args.checkpoint)
     config = json.loads((args.checkpoint.parent / "train_config.json").read_text())
     monets, photos, split = held_out_images(DataOptions(dataset=args.data), "test")
@@ -119,10 +125,11 @@ def main():
         **baselines,
         "cycle_error_photo": cycle_error(model, photos, "a2b", "b2a"),
         "cycle_error_monet": cycle_error(model, monets, "b2a", "a2b"),
-        "latency_s": {f"{side} px, scale {scale}": median_latency(model, side, scale=scale)
-                      for side, scale in ((256, "input"), (1024, "training"), (1024, "input"))},
         "torch_threads": torch.get_num_threads(),
     }
+    if not args.skip_latency:
+        results["latency_s"] = {f"{side} px, scale {scale}": median_latency(model, side, scale=scale)
+                                for side, scale in ((256, "input"), (1024, "training"), (1024, "input"))}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(results, indent=2))
     run = {"config": config, "step": state["step"], "seconds": state["seconds"]}
@@ -133,10 +140,12 @@ def main():
 
     hours = state["seconds"] / 3600
     base = baselines["untranslated input"]
+    train_sizes = args.train_sizes or (
+        f"{len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, {len(list(Path(args.data, 'trainB').iterdir()))} photos"
+    )
     summary = (
-        f"Trained here on the monet2photo training split ({len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, "
-        f"{len(list(Path(args.data, 'trainB').iterdir()))} photos) for {state['step']:,} steps on {config['crop_size']} px crops "
-        f"of images resized to {config['load_size']} px, on a CPU ({hours:.0f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
+        f"Trained here on the monet2photo training split ({train_sizes}) for {state['step']:,} steps on {config['crop_size']} px crops "
+        f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
         f"{metrics['checkerboard_b2a']:.2f} (1 = no grid)."
@@ -147,9 +156,10 @@ def main():
         "sample-size bias, so compare rows by KID.\n\n"
         f"Cycle reconstruction error (mean absolute difference, 0-255 levels): photo → Monet → photo "
         f"{results['cycle_error_photo']:.1f}, Monet → photo → Monet {results['cycle_error_monet']:.1f}.\n\n"
-        f"Latency on the 2-core CPU it was trained on (torch {torch.__version__}, {results['torch_threads']} threads, "
-        "fp32, eager), median: " + ", ".join(f"{k}: {v:.2f} s" for k, v in results["latency_s"].items()) + ". "
-        "`scale=\"training\"` translates at the training resolution and upscales the result (the demo's default).\n\n"
+        + (f"Latency on a 2-core AMD EPYC CPU (torch {torch.__version__}, {results['torch_threads']} threads, fp32, eager), "
+           "median: " + ", ".join(f"{k}: {v:.2f} s" for k, v in results["latency_s"].items()) + ". " if "latency_s" in results else "")
+        + "`scale=\"input\"` (the default of `translate` and the demo) translates at the image's own size; "
+        "`scale=\"training\"` at the training resolution, upscaling the result.\n\n"
         f"How the recipe was chosen, with the pilot runs it was measured against: `{args.recipe_doc}` in the "
         "cyclegan-hub repository."
     )
@@ -170,8 +180,8 @@ def main():
             metrics_notes=notes,
             hyperparameters=hyperparameters,
             training_summary=(
-                f"{state['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}; bf16 autocast, "
-                f"`torch.compile`); {schedule_so_far(TrainConfig(**config), state['step'])}"
+                f"{state['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}"
+                f"{', `torch.compile`' if config.get('compile') else ''}); {schedule_so_far(TrainConfig(**config), state['step'])}"
             ),
         ),
     )

@@ -8,6 +8,7 @@ import typing
 
 import numpy as np
 import pytest
+import torch
 
 from cyclegan_hub import evaluate
 from cyclegan_hub.data import DataOptions
@@ -93,7 +94,7 @@ def test_cli_on_a_local_folder(tmp_path, extractor, make_cyclegan, capsys):
     # --split defaults to test: the testA/ and testB/ images.
     argv = ["--model", str(tmp_path / "model"), "--dataset", str(data), "--device", "cpu", "--num_subsets", "5"]
     argv += ["--baseline", "--output", str(output)]
-    result = evaluate.main(argv)
+    [result] = evaluate.main(argv)
     report = json.loads(output.read_text())
     assert TRANSLATION_KEYS | BASELINE_KEYS <= set(report)
     assert (report["num_a"], report["num_b"]) == (6, 5)
@@ -102,3 +103,20 @@ def test_cli_on_a_local_folder(tmp_path, extractor, make_cyclegan, capsys):
     printed = capsys.readouterr().out
     for words in ("photo -> monet", "monet -> photo", "untranslated", "KID x 100", "6 / 5"):
         assert words in printed
+
+
+@pytest.mark.slow
+def test_cli_scores_several_models_against_the_same_real_images(tmp_path, extractor, make_cyclegan):
+    data = tmp_path / "data"
+    write_folder(data, {"trainA": 2, "trainB": 2, "testA": 4, "testB": 4})
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        make_cyclegan().save_pretrained(tmp_path / f"model{seed}")
+    common = ["--dataset", str(data), "--device", "cpu", "--num_subsets", "3"]
+    both = evaluate.main(["--model", str(tmp_path / "model1"), str(tmp_path / "model2"), *common,
+                          "--output", str(tmp_path / "1.json"), str(tmp_path / "2.json")])
+    alone = evaluate.main(["--model", str(tmp_path / "model2"), *common])
+    assert both[1]["kid_a2b"] == pytest.approx(alone[0]["kid_a2b"]) and both[0]["kid_a2b"] != both[1]["kid_a2b"]
+    assert json.loads((tmp_path / "2.json").read_text())["model"] == str(tmp_path / "model2")
+    with pytest.raises(SystemExit):  # one output file per model
+        evaluate.main(["--model", str(tmp_path / "model1"), str(tmp_path / "model2"), *common, "--output", str(tmp_path / "x.json")])

@@ -364,7 +364,7 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
         assert_same_tensors(unbroken / "model" / name, killed / "model" / name)
     assert_saves_the_average(unbroken)
     results = {
-        flags: evaluate.main(["--model", str(unbroken / "checkpoint-8"), "--dataset", str(layouts["d"]), "--num_subsets", "3", *flags])
+        flags: evaluate.main(["--model", str(unbroken / "checkpoint-8"), "--dataset", str(layouts["d"]), "--num_subsets", "3", *flags])[0]
         for flags in ((), ("--raw_weights",))
     }
     assert results[()]["kid_a2b"] != results[("--raw_weights",)]["kid_a2b"]  # two different pairs were scored

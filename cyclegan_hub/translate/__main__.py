@@ -25,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True, help="where the translations go, under their input names")
     parser.add_argument("--skip_existing", action="store_true", help="leave outputs that already exist (continue a run)")
     parser.add_argument("--max_side", type=int, help="downscale images and frames longer than this on a side (default: full size)")
-    parser.add_argument("--scale", choices=SCALES, help="translate at the image's size or at the model's training resolution, "
-                        "upscaling the result (default: training when the model records it, as the demo does)")
+    parser.add_argument("--scale", choices=SCALES, default="input", help="translate at the image's size or at the model's training resolution, "
+                        "upscaling the result (default: %(default)s, as the demo does)")
     parser.add_argument("--tile_size", type=int, default=1024, help="translate larger images in tiles of this size with "
                         "whole-image statistics, in bounded memory (at --scale input)")
     parser.add_argument("--batch_size", type=int, default=8, help="same-size images or video frames per forward pass")
@@ -54,11 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.bf16:
         model.enable_fast_inference(bf16=True)
-    scale = args.scale or ("training" if model.training_resolution else "input")
     try:
         report = translate_files(
             model, args.direction, args.inputs, args.output_dir, skip_existing=args.skip_existing, max_side=args.max_side,
-            scale=scale, tile_size=args.tile_size, batch_size=args.batch_size, stable=not args.per_frame,
+            scale=args.scale, tile_size=args.tile_size, batch_size=args.batch_size, stable=not args.per_frame,
             progress=not args.quiet,
         )
     except (OSError, ValueError) as error:  # a missing input, two inputs onto one output

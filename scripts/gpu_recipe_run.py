@@ -1,0 +1,258 @@
+"""The recipe pilot and the long run together, on one lent GPU, inside a fixed time budget.
+
+    python scripts/gpu_recipe_run.py --data DATA --runs /tmp/runs --export "$OUT" --seconds 430
+
+Five variants of docs/recipe.md train side by side, same seed and data, each in its own
+`train_accelerate.py` process: at batch 1 a step is bound by kernel launches rather than by
+the GPU, so processes share it well (on an H200: 10 steps/s alone, 5.4-8.3 each with five).
+All start at the constant learning rate. Once every run has written two checkpoints their
+speeds are known, and from them the pilot step (the largest multiple of 500 that every pilot
+run reaches by the deadline, at least 2,000); the long runs are stopped and resumed with a
+schedule that ends at the deadline, constant to its half-way point (or to the pilot step, if
+later) and then decaying linearly to 0. Pilot runs stop at the pilot step.
+
+What comes back (the device's limits: 8 files of at most 16 MiB) are slim checkpoints, the
+trainer state and the generators in float16, two to a tar file, readable by
+`cyclegan_hub.checkpoints.model_from_checkpoint` and so by `python -m cyclegan_hub.evaluate`;
+and one tar of logs, losses, timings and the schedule chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not an install
+from cyclegan_hub.checkpoints import EMA_FILE, NETWORK_FILES, STATE_FILE, list_checkpoints  # noqa: E402
+
+ANTIALIAS = ["--upsample", "antialias", "--downsample", "antialias"]
+AUGMENT_AND_AVERAGE = ["--diffaugment", "--ema_decay", "0.999"]
+VARIANTS = {  # name: (recipe flags, trained long)
+    "paper": ([], False),
+    "resize": (["--upsample", "resize"], False),
+    "antialias": (ANTIALIAS, False),
+    "antialias_diffaugment_ema": (ANTIALIAS + AUGMENT_AND_AVERAGE, True),
+    "resize_diffaugment_ema": (["--upsample", "resize"] + AUGMENT_AND_AVERAGE, True),
+}
+CONSTANT_FOREVER = ["--max_steps", "10000000", "--decay_epochs", "0"]
+PILOT_MULTIPLE = 500
+
+
+def slot_names(pilot_step: int, long_steps: dict[str, int]) -> list[tuple[str, str, int, bool]]:
+    """The eight snapshots that come back, in packing order: (variant, folder name, step, averaged)."""
+    aa, rs = "antialias_diffaugment_ema", "resize_diffaugment_ema"
+    return [
+        ("paper", "paper", pilot_step, False),
+        ("resize", "resize", pilot_step, False),
+        ("antialias", "antialias", pilot_step, False),
+        (aa, "antialias_diffaugment", pilot_step, False),
+        (aa, aa, pilot_step, True),
+        (aa, f"{aa}_half", long_steps[aa] // 2, True),
+        (aa, f"{aa}_final", long_steps[aa], True),
+        (rs, f"{rs}_final", long_steps[rs], True),
+    ]
+
+
+class Run:
+    """One train_accelerate.py process and the times its checkpoints appeared."""
+
+    def __init__(self, name: str, flags: list[str], args):
+        self.name, self.flags, self.args = name, flags, args
+        self.output_dir = args.runs / name
+        self.seen: dict[int, float] = {}
+        self.process = None
+        self.launched = 0.0
+
+    def start(self, schedule: list[str], resume: bool = False):
+        env = dict(os.environ, HF_DATASETS_CACHE=str(self.args.runs / "hf_cache" / self.name), TQDM_MININTERVAL="10")
+        command = [sys.executable, "train_accelerate.py", "--dataset", str(self.args.data), "--domain_a", "monet",
+                   "--domain_b", "photo", "--seed", "0", "--ngf", "32", "--n_blocks", "6", "--num_workers", "2",
+                   "--checkpointing_steps", str(self.args.checkpointing_steps), "--checkpoints_total_limit", "100000",
+                   "--sample_steps", "1000", "--logging_steps", "100", "--save_dtype", "float16",
+                   "--output_dir", str(self.output_dir), *self.flags, *schedule, *self.args.extra]
+        if resume:
+            command += ["--resume_from_checkpoint", "latest"]
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.output_dir / "log.txt", "a")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.launched = time.time()
+
+    def poll(self) -> None:
+        for path in list_checkpoints(self.output_dir):
+            self.seen.setdefault(int(path.name.split("-")[1]), time.time())
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # checkpoints are renamed into place whole: a kill is safe
+            self.process.wait()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def rate(self) -> float | None:
+        """Steps per second between the first and the last checkpoint seen since the (re)start."""
+        recent = sorted((step, seen) for step, seen in self.seen.items() if seen > self.launched)
+        if len(recent) < 2:
+            return None
+        (first_step, first_time), (last_step, last_time) = recent[0], recent[-1]
+        return (last_step - first_step) / max(last_time - first_time, 1e-6)
+
+    def latest(self) -> int:
+        return max(self.seen, default=0)
+
+
+def slim_checkpoint(run_dir: Path, step: int, averaged: bool, target: Path) -> None:
+    """The trainer state and the generators (averaged or raw) of checkpoint-step, in float16."""
+    source = run_dir / f"checkpoint-{step}"
+    folder = target / f"checkpoint-{step}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / STATE_FILE, folder / STATE_FILE)
+    shutil.copy(run_dir / "train_config.json", target / "train_config.json")
+    half = lambda tensors: {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}  # noqa: E731
+    if averaged:
+        save_file(half(load_file(str(source / EMA_FILE))), str(folder / EMA_FILE))
+    else:
+        for name in ("generator_ab", "generator_ba"):
+            save_file(half(load_file(str(source / NETWORK_FILES[name]))), str(folder / NETWORK_FILES[name]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with trainA/ (Monet) trainB/ (photos) testA/ testB/")
+    parser.add_argument("--runs", type=Path, required=True, help="where the runs' checkpoints go")
+    parser.add_argument("--export", type=Path, required=True, help="where the packed snapshots and logs go")
+    parser.add_argument("--seconds", type=float, required=True, help="from now until the long runs must have finished")
+    parser.add_argument("--checkpointing_steps", type=int, default=250)
+    parser.add_argument("--pilot_multiple", type=int, default=PILOT_MULTIPLE)
+    parser.add_argument("--min_pilot_step", type=int, default=2000)
+    parser.add_argument("extra", nargs="*", help="more train_accelerate.py flags for every run (after --)")
+    args = parser.parse_args()
+    started = time.time()
+    deadline = started + args.seconds
+    staging = args.runs / "export"
+    args.export.mkdir(parents=True, exist_ok=True)
+    report = {"seconds_budget": args.seconds, "events": []}
+
+    def note(message: str, **values):
+        report["events"].append({"t": round(time.time() - started, 1), "message": message, **values})
+        print(f"[{time.time() - started:6.1f} s] {message} {values if values else ''}", flush=True)
+
+    runs = {name: Run(name, flags, args) for name, (flags, _) in VARIANTS.items()}
+    for run in runs.values():
+        run.start(CONSTANT_FOREVER)
+    note("started", variants=list(runs))
+
+    # 1) calibration: every run's speed from its first checkpoints
+    while any(run.rate() is None for run in runs.values()):
+        time.sleep(1)
+        for run in runs.values():
+            run.poll()
+            if not run.running():
+                note("a run died before calibration: stopping all", run=run.name, log_tail=(run.output_dir / "log.txt").read_text()[-3000:])
+                for other in runs.values():
+                    other.stop()
+                (args.export / "report.json").write_text(json.dumps(report, indent=2))
+                raise SystemExit(1)
+        if time.time() > deadline:
+            raise SystemExit("no speed measured before the deadline")
+    rates = {name: run.rate() for name, run in runs.items()}
+    overhead = {name: run.seen[min(run.seen)] - run.launched - min(run.seen) / rates[name] for name, run in runs.items()}
+    note("calibrated", steps_per_s=rates, startup_s=overhead)
+
+    # 2) the pilot step: the largest multiple every pilot run reaches at the constant rate by the deadline
+    reachable = [rates[n] * (deadline - runs[n].launched - overhead[n]) for n, (_, long) in VARIANTS.items() if not long]
+    pilot_step = max(args.min_pilot_step, int(min(reachable) // args.pilot_multiple * args.pilot_multiple))
+
+    # 3) the long runs: resume with a schedule that ends at the deadline, decaying over its second half,
+    #    but not before the pilot step, which they must reach at the constant rate like the others
+    long_steps = {}
+    for name, (_, long) in VARIANTS.items():
+        if not long:
+            continue
+        run = runs[name]
+        run.stop()
+        run.poll()
+        resumed_at = run.latest()
+        left = deadline - time.time() - max(overhead[name], 5) - 10  # start-up, final save
+        grain = 2 * args.checkpointing_steps  # the half-way point is a checkpoint too
+        total = max(resumed_at + grain, int((resumed_at + rates[name] * left) // grain * grain))
+        constant = max(total // 2, resumed_at, pilot_step)
+        total = max(total, constant + grain)
+        long_steps[name] = total
+        run.start(["--max_steps", str(total), "--num_epochs", str(constant), "--decay_epochs", str(total - constant)], resume=True)
+        note("long run resumed", run=name, at=resumed_at, max_steps=total, constant_steps=constant)
+
+    slots = slot_names(pilot_step, long_steps)
+    note("pilot step", pilot_step=pilot_step, slots=[s[1] for s in slots])
+
+    # 4) train; export each snapshot as soon as its checkpoint exists; pack them two by two
+    wanted = {(variant, step) for variant, _, step, _ in slots}
+    exported: set[str] = set()
+    packed: set[int] = set()
+    hard_stop = deadline + args.seconds * 0.08
+    while time.time() < hard_stop:
+        for name, run in runs.items():
+            run.poll()
+            if not VARIANTS[name][1] and pilot_step in run.seen and run.running():
+                run.stop()
+                note("pilot run stopped", run=name, step=pilot_step)
+            for path in list_checkpoints(run.output_dir)[:-2]:  # a checkpoint with optimiser state is ~130 MB
+                if (name, int(path.name.split("-")[1])) not in wanted:
+                    shutil.rmtree(path)
+        for variant, folder, step, averaged in slots:
+            if folder not in exported and step in runs[variant].seen:
+                slim_checkpoint(runs[variant].output_dir, step, averaged, staging / folder)
+                exported.add(folder)
+                note("exported", snapshot=folder, step=step)
+        for pair in range(len(slots) // 2):  # packed as soon as both are there: a killed command still returns them
+            if pair not in packed and all(slot[1] in exported for slot in slots[2 * pair : 2 * pair + 2]):
+                pack(args.export / f"snapshots_{pair}.tar", [slot[1] for slot in slots[2 * pair : 2 * pair + 2]], staging)
+                packed.add(pair)
+        if len(packed) == len(slots) // 2 and not any(run.running() for run in runs.values()):
+            break
+        time.sleep(1)
+    for run in runs.values():
+        run.stop()
+    for pair in set(range(len(slots) // 2)) - packed:  # what came of an incomplete pair
+        pack(args.export / f"snapshots_{pair}.tar", [s[1] for s in slots[2 * pair : 2 * pair + 2] if s[1] in exported], staging)
+    report["pilot_step"], report["long_steps"], report["rates"] = pilot_step, long_steps, rates
+    report["missing"] = [s[1] for s in slots if s[1] not in exported]
+    note("done", missing=report["missing"])
+    (args.runs / "report.json").write_text(json.dumps(report, indent=2))
+    with tarfile.open(args.export / "logs.tar.gz", "w:gz") as tar:
+        tar.add(args.runs / "report.json", arcname="report.json")
+        for name, run in runs.items():
+            (run.output_dir / "losses.json").write_text(json.dumps(logged_scalars(run.output_dir / "cyclegan")))
+            for path in [run.output_dir / "log.txt", run.output_dir / "train_config.json", run.output_dir / "losses.json"]:
+                if path.is_file():
+                    tar.add(path, arcname=f"{name}/{path.name}")
+
+
+def pack(tar_path: Path, folders: list[str], staging: Path) -> None:
+    if folders:
+        with tarfile.open(tar_path, "w") as tar:
+            for folder in folders:
+                tar.add(staging / folder, arcname=folder)
+
+
+def logged_scalars(tensorboard_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The losses a run logged, without the sample images that make its TensorBoard files large."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tensorboard_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+if __name__ == "__main__":
+    main()
