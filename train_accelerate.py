@@ -147,7 +147,8 @@ def main(cfg: TrainConfig) -> Path:
     # Networks and optimizers: one Adam for G and F, one for D_X and D_Y (section 4).
     model = build_model(cfg, resume_path)
     optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, 0.999))
-    optimizer_d = adam([model.discriminator_a, model.discriminator_b], cfg.lr, (cfg.beta1, 0.999))
+    lr_d = cfg.lr_d or cfg.lr
+    optimizer_d = adam([model.discriminator_a, model.discriminator_b], lr_d, (cfg.beta1, 0.999))
     nets = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     if cfg.compile:
         for net in nets:
@@ -197,9 +198,10 @@ def main(cfg: TrainConfig) -> Path:
         step_at_epoch_start = step
         for batch in batches:
             # 1) the learning rate: constant, then linear decay to 0
-            lr = cfg.lr * linear_decay(step, constant_steps, total_steps - constant_steps)
-            for group in (*optimizer_g.param_groups, *optimizer_d.param_groups):
-                group["lr"] = lr
+            decay = linear_decay(step, constant_steps, total_steps - constant_steps)
+            for optimizer, initial_lr in ((optimizer_g, cfg.lr), (optimizer_d, lr_d)):
+                for group in optimizer.param_groups:
+                    group["lr"] = initial_lr * decay
             # 2) one CycleGAN update: G and F against frozen D_X, D_Y, then D_X, D_Y on pooled fakes
             losses = train_step(batch["a"], batch["b"])
             if ema:
@@ -211,7 +213,11 @@ def main(cfg: TrainConfig) -> Path:
             # 3) log, sample, evaluate, checkpoint, push
             if step % cfg.logging_steps == 0 or step == total_steps:
                 rate = (step - start_step) * images_per_step / (time.time() - started)
-                accelerator.log({**losses, "lr": lr, "epoch": epoch, "images_per_s": rate, "skipped_images": skipped_images}, step=step)
+                accelerator.log(
+                    {**losses, "lr": cfg.lr * decay, "lr_d": lr_d * decay, "epoch": epoch, "images_per_s": rate,
+                     "skipped_images": skipped_images},
+                    step=step,
+                )
                 progress.set_postfix(loss_g=f"{losses['loss_g']:.3f}", img_s=f"{rate:.1f}")
             if step % cfg.sample_steps == 0 and accelerator.is_main_process:
                 grid = sample_grid(published.generator_ab, published.generator_ba, *samples)

@@ -165,7 +165,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     args = [
         "--dataset", data, *TINY, "--output_dir", out, "--max_steps", 40, "--logging_steps", 1,
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
-        "--domain_a", "red", "--domain_b", "blue",
+        "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -180,9 +180,14 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
             scalars[tag] = [event.value for event in accumulator.Scalars(tag)]
         images |= set(accumulator.Tags()["images"])
     assert "samples" in images
-    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "lr", "images_per_s"):
+    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "lr", "lr_d", "images_per_s"):
         assert len(scalars[name]) == 40, name
     assert scalars["lr"][0] == pytest.approx(2e-4) and scalars["lr"][-1] < 2e-5  # the linear decay
+    assert scalars["lr_d"][0] == pytest.approx(5e-5) and scalars["lr_d"][-1] < 5e-6
+    # the optimizers themselves: D's rate is --lr_d, decayed on the same schedule as G's
+    lr_g, lr_d = (torch.load(out / "checkpoint-30" / name, weights_only=True)["param_groups"][0]["lr"]
+                  for name in ("optimizer.bin", "optimizer_1.bin"))
+    assert 0 < lr_g < 2e-4 and lr_d == pytest.approx(lr_g / 4)
     assert scalars["skipped_images"][-1] > 0
     for name in ("loss_cycle_a", "loss_cycle_b"):
         early, late = sum(scalars[name][:5]) / 5, sum(scalars[name][-5:]) / 5
@@ -416,6 +421,7 @@ def bad_runs(layouts, tmp_path):
         "no dataset": (["--output_dir", tmp_path / "out"], 2, "pass --dataset, or --dataset_a and --dataset_b"),
         "no samples": ([*base, "--sample_steps", 0], 2, "--sample_steps must be >= 1, got 0"),
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
+        "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],
