@@ -95,7 +95,8 @@ class CycleGAN(HubModule):
 
     def save_pretrained(self, save_directory, **kwargs):
         """Like `HubModule.save_pretrained`, writing `config` as config.json."""
-        kwargs.setdefault("config", self.config)
+        if kwargs.get("config") is None:  # the mixin's push_to_hub passes config=None explicitly
+            kwargs["config"] = self.config
         return super().save_pretrained(save_directory, **kwargs)
 
     def add_discriminators(self) -> None:

@@ -74,8 +74,9 @@ def test_generators_are_stored_apart_from_discriminators(make_cyclegan, tmp_path
     assert set(generators) | set(discriminators) == set(model.state_dict())
 
 
-def test_config_json(make_cyclegan, tmp_path):
-    make_cyclegan(with_discriminators=True).save_pretrained(tmp_path)
+@pytest.mark.parametrize("passed", [{}, {"config": None}], ids=["save_pretrained", "as push_to_hub calls it"])
+def test_config_json(make_cyclegan, tmp_path, passed):
+    make_cyclegan(with_discriminators=True).save_pretrained(tmp_path, **passed)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["domain_a"] == "photo"
     assert config["domain_b"] == "monet"
