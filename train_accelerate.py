@@ -99,7 +99,6 @@ def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, 
         hyperparameters=card_values(cfg),
         training_summary=run["summary"],
     )
-    (target / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card
     model.save_pretrained(target, dtype=cfg.save_dtype, model_card_kwargs=card)
     if cfg.push_to_hub:  # the folder as saved (dtype, card, samples) in one commit
         repo_id = create_repo(cfg.hub_model_id, private=cfg.hub_private, exist_ok=True).repo_id

@@ -80,7 +80,10 @@ class HubModule(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
             self._save_dtype = previous
 
     def save_pretrained(self, save_directory, *, dtype: str | torch.dtype | None = None, **kwargs):
-        """Like the mixin's, plus `dtype="float16"|"bfloat16"` to store half-size weights."""
+        """Like the mixin's, plus `dtype="float16"|"bfloat16"` to store half-size weights; a card
+        given by `model_card_kwargs` replaces the folder's card (the mixin would keep an old one)."""
+        if kwargs.get("model_card_kwargs"):
+            (Path(save_directory) / "README.md").unlink(missing_ok=True)
         with self._saving_in(dtype):
             return super().save_pretrained(save_directory, **kwargs)
 

@@ -164,7 +164,6 @@ def main():
         "cyclegan-hub repository."
     )
     hyperparameters = card_values(TrainConfig(**config))
-    (args.output / "README.md").unlink(missing_ok=True)  # the mixin keeps an existing card
     model.save_pretrained(
         args.output,
         dtype="float16",

@@ -351,3 +351,16 @@ def test_bad_direction_lists_the_choices(make_cyclegan):
 def test_bad_domain_names(names):
     with pytest.raises(ValueError, match="domain names must be two different non-empty strings"):
         CycleGAN(*names, generator=dict(ngf=4, n_blocks=0))
+
+
+def test_a_new_card_replaces_the_folders_card(make_cyclegan, tmp_path):
+    """The mixin keeps a README.md it finds; a card given to save_pretrained must replace it, or a
+    training run saved twice to one folder would keep its first card."""
+    model = make_cyclegan()
+    for summary in ("Trained for 3 steps.", "Trained for 300 steps."):
+        model.save_pretrained(tmp_path, model_card_kwargs=dict(summary=summary))
+        assert summary in (tmp_path / "README.md").read_text()
+    assert "3 steps" not in (tmp_path / "README.md").read_text()
+    (tmp_path / "README.md").write_text("A card written by hand.\n")
+    model.save_pretrained(tmp_path)  # no card given: the folder's own stays
+    assert (tmp_path / "README.md").read_text() == "A card written by hand.\n"
