@@ -8,22 +8,27 @@ import typing
 from dataclasses import field
 
 
-def option(default, help: str, choices=None, card: bool = True, minimum=None):  # noqa: A002 - mirrors argparse's own name
+def option(default, help: str, choices=None, card: bool = True, minimum=None, above=None):  # noqa: A002 - mirrors argparse's own name
     """A dataclass field that is also a command-line flag.
 
     `card`: whether the model card lists it among the hyperparameters (False for run plumbing
-    that does not change the model). `minimum`: the smallest value allowed (None is always allowed
-    for optional fields), checked by `out_of_range`."""
-    return field(default=default, metadata={"help": help, "choices": choices, "card": card, "minimum": minimum})
+    that does not change the model). `minimum` / `above`: the smallest value allowed / the value it
+    must exceed (None is always allowed for optional fields), checked by `out_of_range`."""
+    metadata = {"help": help, "choices": choices, "card": card, "minimum": minimum, "above": above}
+    return field(default=default, metadata=metadata)
 
 
 def out_of_range(config) -> list[str]:
-    """One message per field of a dataclass of options that is below its `minimum`."""
+    """One message per field of a dataclass of options that is below its `minimum` or not above its `above`."""
     problems = []
     for f in dataclasses.fields(config):
-        value, least = getattr(config, f.name), f.metadata.get("minimum")
-        if least is not None and value is not None and value < least:
+        value, least, floor = getattr(config, f.name), f.metadata.get("minimum"), f.metadata.get("above")
+        if value is None:
+            continue
+        if least is not None and value < least:
             problems.append(f"--{f.name} must be >= {least}, got {value}")
+        if floor is not None and value <= floor:
+            problems.append(f"--{f.name} must be > {floor}, got {value}")
     return problems
 
 

@@ -49,8 +49,8 @@ class TrainConfig(DataOptions):
     ema_decay: float | None = option(
         None, "keep an exponential moving average of the generators' weights (e.g. 0.999) and save it as the model"
     )
-    lr: float = option(2e-4, "Adam learning rate")
-    lr_d: float | None = option(None, "the discriminators' learning rate, decayed alike (default: --lr)")
+    lr: float = option(2e-4, "Adam learning rate", above=0)
+    lr_d: float | None = option(None, "the discriminators' learning rate, decayed alike (default: --lr)", above=0)
     beta1: float = option(0.5, "Adam beta1")
     num_epochs: int = option(100, "epochs at the initial learning rate", minimum=0)
     decay_epochs: int = option(100, "epochs of linear decay to 0 after that", minimum=0)
@@ -83,9 +83,6 @@ class TrainConfig(DataOptions):
         problems = out_of_range(self)
         if self.preprocess != "none" and self.crop_size > self.load_size:
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
-        for name in ("lr", "lr_d"):
-            if (value := getattr(self, name)) is not None and value <= 0:
-                problems.append(f"--{name} must be > 0, got {value}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
