@@ -38,8 +38,9 @@ def test_bf16_fast_inference_is_close_to_fp32_and_returns_fp32(make_cyclegan):
 
 
 @pytest.mark.slow
-def test_after_warm_up_no_size_recompiles(make_cyclegan):
-    model = make_cyclegan()
+@pytest.mark.parametrize("upsample", ["transpose", "resize", "antialias"])  # the embedded model resizes
+def test_after_warm_up_no_size_recompiles(make_cyclegan, upsample):
+    model = make_cyclegan(generator=dict(ngf=8, n_blocks=2, upsample=upsample))
     model.enable_fast_inference(warmup_side=256)
     with torch.compiler.set_stance("fail_on_recompile"):  # a recompile raises, and the path falls back to eager
         for size in [(150, 400), (400, 150), (130, 130), (1, 1), (3, 7), (100, 60), (1024, 700)]:
