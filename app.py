@@ -41,6 +41,7 @@ import argparse
 import collections
 import dataclasses
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -55,13 +56,16 @@ from cyclegan_hub import CycleGAN
 from cyclegan_hub.images import UnreadableImageError, open_image
 from cyclegan_hub.model import SCALES
 from cyclegan_hub.model_card import card_summary
+from cyclegan_hub.tiling import receptive_margin, window_pixels
 from cyclegan_hub.translate import fit_max_side
 from cyclegan_hub.video import FrameTranslator, UnreadableVideoError, fit_size, probe, translate_video
 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
 TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in tiles this large
-# Seconds per megapixel of a tiled translation over those of an on-screen (1024 px) one-pass one: 83 / 4.9 (bench/tiled.py).
-TILED_COST = 17
+# Seconds per pixel of the tiles' windows (`window_pixels`: the image and the tiles' overlap) over
+# those of a one-pass translation: the staged passes' writing, reading and normalising. Measured
+# 1.07 (demo model) and 1.03 (the paper's layout) on 512-1024 px images with one thread.
+TILED_COST = 1.1
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
 IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
 # Videos: short clips at a reduced size, so that a CPU translates one in about a minute.
@@ -145,17 +149,19 @@ class Translator:
             raise gr.Error(str(error), print_exception=False) from None
         width, height = opened.image.size
         label = self.labels[key]
-        yield None, f"{label}: translating {width}x{height} at full resolution, {self.estimate(opened.image.size)}..."
+        yield None, f"{label}: translating {width}x{height} at full resolution, {self.estimate(key, opened.image.size)}..."
         started = time.perf_counter()
         output = self.model.translate(opened.image, key, scale=self.scale, tile_size=TILE_SIZE if self.scale == "input" else None)
         path = self.downloads.add(output)
         yield path, f"{label}: {width}x{height} at full resolution in {time.perf_counter() - started:.0f} s, ready to download."
 
-    def estimate(self, size: tuple[int, int]) -> str:
+    def estimate(self, key: str, size: tuple[int, int]) -> str:
         """How long a full-resolution translation will take, from the last on-screen one's pace."""
         if self.scale == "training":  # one pass at the training resolution, then an upscale
             return "a few seconds"
-        pace = self.seconds_per_megapixel * TILED_COST
+        width, height = size
+        overlap = window_pixels(height, width, TILE_SIZE, receptive_margin(self.model.generator(key))) / (width * height)
+        pace = self.seconds_per_megapixel * TILED_COST * overlap
         return f"about {max(1, round(pace * megapixels(size) / 60))} min (in tiles, {pace:.0f} s per megapixel on this machine)"
 
     def status(self, key: str, opened, picture: Image.Image) -> str:
@@ -249,7 +255,9 @@ class VideoTab:
             progress(done / max(info.frames, 1), desc=f"frame {done} of {info.frames}")
 
         started = time.perf_counter()
-        written = translate_video(frames, path, target, progress=advance)
+        # One frame a pass: the compiled graph was warmed up at batch 1 (a batch of 4 would compile
+        # another, for a minute), and on a CPU batching frames is no faster.
+        written = translate_video(frames, path, target, batch_size=1, progress=advance)
         self.downloads.add_file(target)
         seconds = time.perf_counter() - started
         scaled = f", downscaled from {info.width}x{info.height}" if (width, height) != (info.width, info.height) else ""
@@ -276,7 +284,7 @@ class VideoTab:
         (translated,) = frames([np.ascontiguousarray(frame[..., :3])])
         session["state"] = frames.state
         session["seconds"].append(time.perf_counter() - started)
-        pace = sum(session["seconds"]) / len(session["seconds"])
+        pace = statistics.median(session["seconds"])  # a slow first frame does not linger in the figure
         height, width = translated.shape[:2]
         return translated, f"{1 / pace:.1f} frames/s on this machine ({width}x{height}, {pace * 1000:.0f} ms a frame)", session
 

@@ -8,7 +8,9 @@ photo -> Monet, fp32 eager, at the image's own scale:
 - naive tiles at 2048x1536: each tile translated alone, no overlap, its own statistics.
 The 2048x1536 image is a held-out photo upscaled (smooth, so a seam shows); the larger ones are
 mosaics of held-out photos (real texture everywhere). Reports seconds, s/megapixel, peak RSS, the
-largest difference of the tiled output from one pass, and the seam score of each 2048 px output.
+largest difference of the tiled output from one pass, and the seam score of each 2048 px output;
+for tiles also their overlap (pixels the windows cover over the image's), so that tiled s/MP /
+overlap / one-pass-1024 s/MP checks the demo's TILED_COST. The tiles' activations wait in TMPDIR.
 
     python bench/tiled.py --data ../shared/data/monet2photo
 """
@@ -47,7 +49,7 @@ def measure(case: str, data: str, tile_size: int, output: str) -> dict:
     from PIL import Image
 
     from cyclegan_hub import CycleGAN
-    from cyclegan_hub.tiling import translate_tiled
+    from cyclegan_hub.tiling import receptive_margin, translate_tiled, window_pixels
 
     kind, size = case.rsplit("-", 1)
     model = CycleGAN.from_pretrained(str(Path(__file__).resolve().parents[1] / "demo_model"))
@@ -68,8 +70,11 @@ def measure(case: str, data: str, tile_size: int, output: str) -> dict:
     if size == "2048":
         np.save(output, result)
     megapixels = image.shape[0] * image.shape[1] / 1e6
-    return dict(case=case, seconds=seconds, megapixels=megapixels, s_per_megapixel=seconds / megapixels,
-                threads=torch.get_num_threads(), **peak_memory())
+    row = dict(case=case, seconds=seconds, megapixels=megapixels, s_per_megapixel=seconds / megapixels,
+               threads=torch.get_num_threads(), **peak_memory())
+    if kind == "tiled":
+        row["overlap"] = window_pixels(*image.shape[:2], tile_size, receptive_margin(generator)) / 1e6 / megapixels
+    return row
 
 
 def main():

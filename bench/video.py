@@ -3,7 +3,8 @@
 Throughput: frames/s of `FrameTranslator` (what the command, the Video tab and the webcam run) at
 256 and 512 px (16:9 frames), per frame and stable, batch 4, each variant in its own process:
 fp32 eager (the default), and bf16 as `--bf16` runs it (compiled, bfloat16 autocast). Baseline:
-fp32 per frame in the same run.
+fp32 per frame in the same run. Webcam: the app's own handler, fed 640x480 frames of a pan one
+request at a time as the stream sends them, with the app's settings (compiled, fp32 or bf16).
 
 Flicker: mean absolute difference of consecutive output frames over that of the input frames,
 on real clips, each encoded as H.264 and decoded as a phone would record it: a real photo held
@@ -115,6 +116,28 @@ def measure_throughput(model_path: str, side: int, bf16: bool, stable: bool, fra
     return dict(side=side, height=height, bf16=bf16, stable=stable, frames_per_s=(frames // 4) * 4 / seconds, threads=torch.get_num_threads())
 
 
+def measure_webcam(model_path: str, photo: Path, bf16: bool, frames: int) -> dict:
+    """The Webcam tab's own handler, one 640x480 camera frame a request as the stream sends them,
+    with the app's default settings (compiled; bf16 when asked): the rate the tab shows."""
+    import os
+    import sys
+
+    os.environ.update(CYCLEGAN_MODEL=model_path, CYCLEGAN_BF16="1" if bf16 else "0")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py lives in the repository root
+    import app
+
+    tab = app.VideoTab(app.translator)
+    camera = pan(photo, frames + 4, window=(640, 480))
+    session = None
+    for frame in camera[:4]:  # warm-up
+        _, shown, session = tab.webcam(frame, app.translator.labels["a2b"], session)
+    started = time.perf_counter()
+    for frame in camera[4:]:
+        _, shown, session = tab.webcam(frame, app.translator.labels["a2b"], session)
+    seconds = time.perf_counter() - started
+    return dict(camera="640x480", bf16=bf16, frames_per_s=frames / seconds, shown=shown, threads=torch.get_num_threads())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="demo_model")
@@ -126,6 +149,10 @@ def main():
     parser.add_argument("--output", default=str(Path(__file__).with_name("video.json")))
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._child and args._child.startswith("webcam"):
+        photo = sorted(Path(args.photos).glob("*.jpg"))[0]
+        print(json.dumps(measure_webcam(args.model, photo, args._child.endswith("bf16"), args.throughput_frames)))
+        return
     if args._child:
         side, bf16, stable = args._child.split(",")
         print(json.dumps(measure_throughput(args.model, int(side), bf16 == "bf16", stable == "stable", args.throughput_frames)))
@@ -141,6 +168,11 @@ def main():
                 row = run_in_child(__file__, ["--model", args.model, "--throughput_frames", str(args.throughput_frames), "--_child", f"{side},{precision},{mode}"])
                 throughput.append(row)
                 print(f"{side}x{row['height']} {precision} {mode}: {row['frames_per_s']:.2f} frames/s", flush=True)
+    webcam = []
+    for precision in ("fp32", "bf16"):
+        flags = ["--model", args.model, "--photos", args.photos, "--throughput_frames", str(args.throughput_frames)]
+        webcam.append(run_in_child(__file__, [*flags, "--_child", f"webcam,{precision}"]))
+        print(f"webcam {precision}: {webcam[-1]['frames_per_s']:.2f} frames/s; the tab shows {webcam[-1]['shown']!r}", flush=True)
 
     model = CycleGAN.from_pretrained(args.model).eval()
     direction = model.resolve_direction("monet") if "monet" in (model.domain_a, model.domain_b) else "a2b"
@@ -184,7 +216,7 @@ def main():
         summary.append(f"{name}: flicker x{by_kind['still']:.2f} (still), x{by_kind['pan']:.2f} (pan), x{by_kind['earth']:.2f} (earth) of per-frame")
     print("; ".join(summary))
     Path(args.output).write_text(json.dumps(dict(
-        model=args.model, throughput=throughput, flicker=flickers, departure_from_per_frame=departure,
+        model=args.model, throughput=throughput, webcam=webcam, flicker=flickers, departure_from_per_frame=departure,
         quality=quality, untranslated_frames=untranslated, summary=summary,
     ), indent=2))
 

@@ -48,7 +48,8 @@ class CompiledGenerator(nn.Module):
             return self.generator(images)
         if not self.fallen_back:
             try:
-                return self.compiled(images)
+                # The graph guards on strides: a channels-last batch (video frames) would compile another.
+                return self.compiled(images.contiguous())
             except Exception as error:  # Dynamo and Inductor raise many types; any of them means "run eager"
                 warnings.warn(f"torch.compile is unavailable here, translating eagerly instead: {error}", stacklevel=2)
                 self.fallen_back = True

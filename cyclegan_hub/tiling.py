@@ -3,25 +3,38 @@ norm uses the statistics of the whole image.
 
 Instance normalisation scales each channel by its mean and spread over the image. Translating
 tiles one by one gives every tile statistics of its own, and colour and contrast jump at the tile
-borders. Here each norm layer uses the statistics the untiled pass would compute, gathered tile by
-tile: for each norm layer in turn, every tile runs up to that layer (the layers before it
-normalising with the whole-image statistics already found) and adds its share of the layer
-input's sum and sum of squares. A last pass translates every tile with all statistics known.
-Tiles overlap by the generator's receptive field, so the core of each tile sees the context it
-has in the whole image: the result equals the untiled pass up to float rounding, in memory that
-grows with the tile, not the image. The price is one partial pass per norm layer: with the
-paper's layout about (norm layers / 2 + 1) untiled passes, plus the overlap.
+borders. Here the generator runs stage by stage, every tile through one stage before any tile
+starts the next. A stage is the local layers between two instance norms (convs, ReLUs,
+resampling, a residual block's skip connection). Each tile runs its window, the tile grown by the
+generator's receptive field, so that the tile's core sees the context it has in the whole image.
+After a stage, the core of each tile adds its share of the next norm's input sum and sum of
+squares (float64), and the window's activation goes to a file; once every tile has run, the
+norm's whole-image mean and variance are known, and the next stage starts by normalising each
+tile's activation with them. The result equals the untiled pass up to float rounding.
+
+Cost: every layer runs once per tile, so the work is one pass over the tiles' windows, which
+overlap (`window_pixels`): for 1024-pixel tiles at 8000x6000, 1.26x the image's pixels with the
+demo's 6 blocks (margin 72) and 1.35x with the paper's 9 (margin 96). Writing each stage's
+activations to disk and reading them back (float32, so the result stays exact) added 3-7% per
+window pixel in a small measurement. Memory: one tile's activations (about 1.3 GB for a
+1024-pixel tile, the demo model's or the paper's layout) and the image and its output, not the
+image's activations. Those wait in a temporary folder, one stage at a time, removed when done or
+on an error: at most ngf x window pixels x 4 bytes (a full-resolution stage); at 8000x6000,
+32 x 61 MP x 4 = 7.7 GB for ngf 32, 17 GB for the paper's ngf 64.
 """
 
 from __future__ import annotations
 
+import enum
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .networks import MIN_SIDE, SIDE_MULTIPLE
+from .networks import MIN_SIDE, SIDE_MULTIPLE, ResidualBlock, ResnetGenerator
 
 # The generator halves its resolution twice: tiles start on multiples of 4 so that every
 # stride-2 layer samples the grid the untiled pass samples.
@@ -45,6 +58,11 @@ def tiles(height: int, width: int, size: int, margin: int) -> list[Tile]:
     return result
 
 
+def window_pixels(height: int, width: int, size: int, margin: int) -> int:
+    """Pixels the tiles' windows cover, overlaps counted: what the tiled translation's time grows with."""
+    return sum((bottom - top) * (right - left) for top, bottom, left, right in (tile.window for tile in tiles(height, width, size, margin)))
+
+
 def receptive_margin(generator: nn.Module) -> int:
     """Pixels of context, at the image's resolution, that decide one output pixel of a
     `ResnetGenerator`, rounded up to a multiple of 4 with room to spare.
@@ -55,78 +73,122 @@ def receptive_margin(generator: nn.Module) -> int:
     return ALIGN * -(-(6 + 8 * blocks + 16) // ALIGN)
 
 
-class _Measured(Exception):
-    """Raised by the norm being measured: the rest of the network is not needed in this pass."""
+class Skip(enum.Enum):
+    """Steps of a residual block that are not layers."""
+
+    KEEP = "keep the block's input"
+    ADD = "add the kept input to the block's output"
 
 
-class WholeImageNorms:
-    """Forward hooks that make a generator's InstanceNorm2d layers use given statistics, and
-    collect the statistics of one layer over tiles.
+def flat_layers(generator: ResnetGenerator) -> list:
+    """`ResnetGenerator.forward` as the list of its layers in the order they run, each residual
+    block's between a `Skip.KEEP` and a `Skip.ADD`."""
 
-    Use as a context manager; `measure(k)` then `add(...)` per tile via the forward pass, and
-    `finish()` stores layer k's mean and variance.
-    """
+    def flatten(module: nn.Module) -> list:
+        if isinstance(module, ResidualBlock):  # x + norm2(conv2(dropout(conv1(x))))
+            return [Skip.KEEP, *flatten(module.conv1), module.dropout, module.conv2, module.norm2, Skip.ADD]
+        if isinstance(module, nn.Sequential):  # the stem, down and up units are sequences of layers
+            return [layer for child in module for layer in flatten(child)]
+        return [module]
 
-    def __init__(self, generator: nn.Module):
-        self.norms = [m for m in generator.modules() if isinstance(m, nn.InstanceNorm2d)]
-        self.stats: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.norms)
-        self.measuring: int | None = None
-        self.core: tuple[int, int, int, int] | None = None  # the tile's core inside its window
-        self.window_size: tuple[int, int] | None = None
-        self._sums = None
-        self._handles = []
+    parts = (generator.stem, generator.down, generator.blocks, generator.up, generator.head)
+    return [layer for part in parts for layer in flatten(part)] + [torch.tanh]
 
-    def __enter__(self):
-        self._handles = [norm.register_forward_hook(self._hook) for norm in self.norms]
-        return self
 
-    def __exit__(self, *exc):
-        for handle in self._handles:
-            handle.remove()
+def stages(generator: ResnetGenerator) -> list[tuple[nn.InstanceNorm2d | None, list]]:
+    """The layers split at the instance norms: (the norm a stage starts with, the layers after it
+    up to the next one's input); the first stage starts with none. Other norms are local layers."""
+    result = [(None, [])]
+    for layer in flat_layers(generator):
+        if isinstance(layer, nn.InstanceNorm2d):
+            result.append((layer, []))
+        else:
+            result[-1][1].append(layer)
+    return result
 
-    def measure(self, index: int) -> None:
-        self.measuring, self._sums = index, None
 
-    def finish(self) -> None:
-        count, total, squares = self._sums
-        mean = total / count
-        variance = (squares / count - mean.square()).clamp_min(0)
-        self.stats[self.measuring] = (mean, variance)
-        self.measuring = None
+class SpilledTensors:
+    """Tensors kept in files in `folder` until taken back (float32 files: exact for every float
+    dtype a generator runs in)."""
 
-    def _hook(self, module, inputs, output):
-        index = self.norms.index(module)
-        (x,) = inputs
-        if self.stats[index] is not None:
-            mean, variance = self.stats[index]
-            shape = (1, -1, 1, 1)
-            return ((x - mean.to(x.dtype).view(shape)) / torch.sqrt(variance.to(x.dtype).view(shape) + module.eps)).to(output.dtype)
-        if index != self.measuring:
-            raise RuntimeError("norm layers must be measured in the order the network runs them")
-        # The core at this layer's resolution (the input, a half or a quarter of it).
-        scale_y, scale_x = self.window_size[0] // x.shape[-2], self.window_size[1] // x.shape[-1]
-        top, bottom, left, right = self.core
-        core = x[..., top // scale_y : bottom // scale_y, left // scale_x : right // scale_x].double()
-        sums = (core[0, 0].numel(), core.sum(dim=(0, 2, 3)), core.square().sum(dim=(0, 2, 3)))
-        self._sums = sums if self._sums is None else tuple(a + b for a, b in zip(self._sums, sums))
-        raise _Measured
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+        self.kept: dict[str, tuple[tuple[int, ...], torch.dtype, torch.device]] = {}
+
+    def put(self, name: str, tensor: torch.Tensor) -> None:
+        tensor.float().cpu().numpy().tofile(self.folder / name)
+        self.kept[name] = (tuple(tensor.shape), tensor.dtype, tensor.device)
+
+    def take(self, name: str) -> torch.Tensor:
+        shape, dtype, device = self.kept.pop(name)
+        path = self.folder / name
+        tensor = torch.from_numpy(np.fromfile(path, np.float32).reshape(shape))
+        path.unlink()
+        return tensor.to(device, dtype)
+
+
+def run_layers(layers: list, x: torch.Tensor, spilled: SpilledTensors, tile_name: str) -> torch.Tensor:
+    """Run one tile through a stage's layers; a residual block's input waits on disk for its skip."""
+    for layer in layers:
+        if layer is Skip.KEEP:
+            spilled.put(f"{tile_name}-skip", x)
+        elif layer is Skip.ADD:
+            x = x + spilled.take(f"{tile_name}-skip")
+        else:
+            x = layer(x)
+    return x
+
+
+class WholeImageMoments:
+    """Per-channel count, sum and sum of squares of a norm's input, added up over the tile cores
+    in float64 (millions of pixels: float32 sums would drift)."""
+
+    def __init__(self):
+        self.count, self.total, self.squares = 0, 0.0, 0.0
+
+    def add(self, core: torch.Tensor) -> None:
+        sums, squares = [], []
+        for channels in core[0].split(16):  # a few channels at a time: a whole float64 copy would outweigh the tile
+            channels = channels.double()
+            sums.append(channels.sum(dim=(1, 2)))
+            squares.append(channels.square().sum(dim=(1, 2)))
+        self.count += core[0, 0].numel()
+        self.total = self.total + torch.cat(sums)
+        self.squares = self.squares + torch.cat(squares)
+
+    def mean_and_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.total / self.count
+        return mean, (self.squares / self.count - mean.square()).clamp_min(0)
+
+
+def normalise(x: torch.Tensor, norm: nn.InstanceNorm2d, statistics: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """What `norm` computes, with the whole image's mean and variance instead of the tile's."""
+    mean, variance = (value.to(x.dtype).view(1, -1, 1, 1) for value in statistics)
+    return x.sub_(mean).div_(torch.sqrt(variance + norm.eps))  # x was just read back: in place
 
 
 @torch.inference_mode()
-def translate_tiled(generator: nn.Module, image: np.ndarray, tile_size: int = 512, margin: int | None = None) -> np.ndarray:
+def translate_tiled(
+    generator: ResnetGenerator, image: np.ndarray, tile_size: int = 512, margin: int | None = None, spill_dir: str | None = None
+) -> np.ndarray:
     """Translate an 8-bit RGB array (H, W, 3) with `generator`, `tile_size` pixels at a time.
 
     Args:
-        generator: a `ResnetGenerator` (or any generator whose only whole-image operations are
-            its InstanceNorm2d layers), in eval mode.
+        generator: a `ResnetGenerator` in eval mode.
         image: uint8 array of any size.
-        tile_size: side of the square each pass outputs (a multiple of 4); memory grows with
+        tile_size: side of the square each tile outputs (a multiple of 4); memory grows with
             (tile_size + 2 margin)^2, not with the image.
         margin: context around each tile; default `receptive_margin(generator)`.
+        spill_dir: where the tiles' activations wait between stages, in a temporary folder
+            removed afterwards; default the system's (TMPDIR). Needs about ngf x 4 bytes per
+            pixel of the image, times the tiles' overlap (7.7 GB at 8000x6000 for ngf 32): not a
+            folder in memory (tmpfs) if memory is to stay bounded.
 
     Returns:
         The translated uint8 array, same shape; equal to the untiled translation up to rounding.
     """
+    if not isinstance(generator, ResnetGenerator):
+        raise TypeError(f"tiled translation runs a ResnetGenerator layer by layer, got {type(generator).__name__}")
     if tile_size < MIN_SIDE or tile_size % ALIGN:
         raise ValueError(f"tile_size must be a multiple of {ALIGN}, at least {MIN_SIDE}; got {tile_size}")
     margin = receptive_margin(generator) if margin is None else margin
@@ -145,28 +207,32 @@ def translate_tiled(generator: nn.Module, image: np.ndarray, tile_size: int = 51
         pixels = torch.from_numpy(np.ascontiguousarray(padded[top:bottom, left:right])).permute(2, 0, 1)[None]
         return pixels.float().div(127.5).sub(1.0).to(parameter.device, parameter.dtype)  # as pil_to_tensor
 
-    def core_in_window(tile: Tile) -> tuple[int, int, int, int]:
-        (top, bottom, left, right), (window_top, _, window_left, _) = tile.core, tile.window
-        return top - window_top, bottom - window_top, left - window_left, right - window_left
+    def core_of(x: torch.Tensor, tile: Tile) -> torch.Tensor:
+        """The tile's core in its window's activation `x`, at x's resolution (a half or a quarter)."""
+        (top, bottom, left, right), (window_top, window_bottom, window_left, window_right) = tile.core, tile.window
+        scale_y, scale_x = (window_bottom - window_top) // x.shape[-2], (window_right - window_left) // x.shape[-1]
+        return x[..., (top - window_top) // scale_y : (bottom - window_top) // scale_y, (left - window_left) // scale_x : (right - window_left) // scale_x]
 
     output = np.empty((padded_h, padded_w, 3), dtype=np.uint8)
-    with WholeImageNorms(generator) as norms:
-        for index in range(len(norms.norms)):
-            norms.measure(index)
-            for tile in grid:
-                norms.core, window = core_in_window(tile), window_tensor(tile)
-                norms.window_size = tuple(window.shape[-2:])
-                try:
-                    generator(window)
-                except _Measured:
-                    pass
-            norms.finish()
-        for tile in grid:
-            top, bottom, left, right = core_in_window(tile)
-            translated = generator(window_tensor(tile))[0, :, top:bottom, left:right]
-            pixels = translated.float().clamp(-1, 1).add(1).mul(127.5).round().byte()  # as tensor_to_pil
-            core_top, core_bottom, core_left, core_right = tile.core
-            output[core_top:core_bottom, core_left:core_right] = pixels.permute(1, 2, 0).cpu().numpy()
+    all_stages = stages(generator)
+    with tempfile.TemporaryDirectory(prefix="cyclegan-tiles-", dir=spill_dir) as folder:
+        spilled, statistics = SpilledTensors(folder), None
+        for index, (norm, layers) in enumerate(all_stages):
+            last = index == len(all_stages) - 1
+            moments = WholeImageMoments()
+            for number, tile in enumerate(grid):
+                name = str(number)
+                x = window_tensor(tile) if norm is None else normalise(spilled.take(name), norm, statistics)
+                x = run_layers(layers, x, spilled, name)
+                if last:
+                    pixels = core_of(x, tile)[0].float().clamp(-1, 1).add(1).mul(127.5).round().byte()  # as tensor_to_pil
+                    top, bottom, left, right = tile.core
+                    output[top:bottom, left:right] = pixels.permute(1, 2, 0).cpu().numpy()
+                else:
+                    moments.add(core_of(x, tile))
+                    spilled.put(name, x)
+            if not last:
+                statistics = moments.mean_and_variance()
     return output[:height, :width]
 
 

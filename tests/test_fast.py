@@ -45,6 +45,8 @@ def test_after_warm_up_no_size_recompiles(make_cyclegan, upsample):
     with torch.compiler.set_stance("fail_on_recompile"):  # a recompile raises, and the path falls back to eager
         for size in [(150, 400), (400, 150), (130, 130), (1, 1), (3, 7), (100, 60), (1024, 700)]:
             assert model.translate(Image.new("RGB", size, (90, 20, 200)), "a2b").size == size
+        frame = torch.rand(1, 144, 256, 3).permute(0, 3, 1, 2)  # a webcam frame: channels-last strides
+        assert model.translate(frame * 2 - 1, "a2b").shape == (1, 3, 144, 256)
     assert not model.compiled["a2b"].fallen_back  # portrait, landscape, square, tiny and small: no new graph
 
 

@@ -1,4 +1,5 @@
-"""Tiled translation: the same output as one pass, no seams, any generator layout, clear errors."""
+"""Tiled translation: the same output as one pass, no seams, any generator layout, every layer run
+once per tile, no files left behind, clear errors."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter
+from torch import nn
 
 from cyclegan_hub import CycleGAN, ResnetGenerator, translate
-from cyclegan_hub.tiling import receptive_margin, seam_score, tiles, translate_tiled
+from cyclegan_hub.tiling import Skip, flat_layers, receptive_margin, seam_score, tiles, translate_tiled
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -30,11 +32,32 @@ def naive_tiles(generator, image: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(
+LAYOUTS = pytest.mark.parametrize(
     "options",
     [dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"), dict(norm="none", n_blocks=3)],
     ids=["paper", "antialias", "resize", "batch-norm", "no-norm"],
 )
+
+
+@LAYOUTS
+def test_the_flat_layers_run_in_order_are_the_generators_forward(options):
+    torch.manual_seed(0)
+    generator = ResnetGenerator(**{"ngf": 8, "n_blocks": 2, "dropout": 0.5, **options}).eval()
+    x = torch.randn(1, 3, 32, 48)
+    skips = []
+    with torch.inference_mode():
+        y = x
+        for layer in flat_layers(generator):
+            if layer is Skip.KEEP:
+                skips.append(y)
+            elif layer is Skip.ADD:
+                y = y + skips.pop()
+            else:
+                y = layer(y)
+        assert torch.equal(y, generator(x))
+
+
+@LAYOUTS
 def test_tiles_give_the_one_pass_output(options):
     torch.manual_seed(0)
     generator = ResnetGenerator(**{"ngf": 8, "n_blocks": 2, **options}).eval()
@@ -68,6 +91,40 @@ def test_the_margin_covers_the_receptive_field_and_less_does_not():
     assert margin % 4 == 0
     assert np.abs(translate_tiled(generator, image, 48, margin).astype(np.int16) - whole).max() <= 1
     assert np.abs(translate_tiled(generator, image, 48, 8).astype(np.int16) - whole).max() > 10
+
+
+def test_every_layer_runs_once_per_tile_not_once_per_later_norm():
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=3, upsample="antialias", downsample="antialias").eval()
+    runs = {}
+    convs = [m for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for conv in convs:
+        conv.register_forward_hook(lambda module, inputs, output: runs.__setitem__(module, runs.get(module, 0) + 1))
+    translate_tiled(generator, photo_like(150, 100), tile_size=48)
+    tile_count = len(tiles(100, 152, 48, receptive_margin(generator)))  # 150 px wide padded to 152: 4 x 3 tiles
+    assert tile_count == 12 and len(convs) == 1 + 2 + 2 * 3 + 2 + 1
+    # Running each tile from the image up to each of the 11 norms in turn ran the stem's conv 12 x 12 times.
+    assert all(runs[conv] == tile_count for conv in convs)
+
+
+def test_the_spilled_activations_are_removed_after_a_translation_and_after_an_error(tmp_path):
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=2).eval()
+    image = photo_like(120, 80)
+    translate_tiled(generator, image, tile_size=48, spill_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+    spilled = []
+
+    def fail(module, inputs, output):
+        spilled.extend(tmp_path.rglob("*"))  # the activations of the stages so far wait there
+        raise RuntimeError("out of memory, say")
+
+    generator.up[1].conv.register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        translate_tiled(generator, image, tile_size=48, spill_dir=str(tmp_path))
+    assert len(spilled) > 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tiles_cover_every_pixel_once():

@@ -188,7 +188,7 @@ def translate(
     by_size = defaultdict(list)
     for index, image in enumerate(working):
         if tile_size is not None and max(image.size) > tile_size:
-            # Tiling hooks into the norm layers, which a compiled graph would not run: eager.
+            # Tiles run the generator layer by layer (stage by stage), not its compiled graph.
             eager = generator.generator if isinstance(generator, CompiledGenerator) else generator
             results[index] = Image.fromarray(translate_tiled(eager, np.asarray(image), tile_size))
         else:
