@@ -11,9 +11,10 @@ with |x_t - x_(t-1)| the input's change at that pixel (mean over channels, avera
 neighbourhood so noise does not decide it). Where the input changed (motion, a cut) w is near 0
 and the frame's own translation shows at once, so nothing trails behind moving things.
 
-Smoothing the instance-norm statistics across frames, the other obvious fix, was measured and
-not kept: per-frame statistics remove exposure changes that smoothed ones let through, which
-flickered more (bench/video.py, figures in bench/README.md).
+Smoothing the instance-norm statistics across frames, the other obvious fix, was the first
+version and was dropped: per-frame statistics remove exposure changes that smoothed ones let
+through, so on clips held still it flickered more than this filter (that comparison's figures
+were not kept; bench/video.py measures this filter against per-frame translation).
 """
 
 from __future__ import annotations
