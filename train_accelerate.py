@@ -146,7 +146,7 @@ def main(cfg: TrainConfig) -> Path:
     # Networks and optimizers: one Adam for G and F, one for D_X and D_Y (section 4).
     model = build_model(cfg, resume_path)
     optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, 0.999))
-    lr_d = cfg.lr_d or cfg.lr
+    lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
     optimizer_d = adam([model.discriminator_a, model.discriminator_b], lr_d, (cfg.beta1, 0.999))
     nets = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     if cfg.compile:

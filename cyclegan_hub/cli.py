@@ -22,13 +22,13 @@ def out_of_range(config) -> list[str]:
     """One message per field of a dataclass of options that is below its `minimum` or not above its `above`."""
     problems = []
     for f in dataclasses.fields(config):
-        value, least, floor = getattr(config, f.name), f.metadata.get("minimum"), f.metadata.get("above")
+        value, least, exclusive_floor = getattr(config, f.name), f.metadata.get("minimum"), f.metadata.get("above")
         if value is None:
             continue
         if least is not None and value < least:
             problems.append(f"--{f.name} must be >= {least}, got {value}")
-        if floor is not None and value <= floor:
-            problems.append(f"--{f.name} must be > {floor}, got {value}")
+        if exclusive_floor is not None and value <= exclusive_floor:
+            problems.append(f"--{f.name} must be > {exclusive_floor}, got {value}")
     return problems
 
 

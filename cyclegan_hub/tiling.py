@@ -19,7 +19,8 @@ activations to disk and reading them back (float32, so the result stays exact) a
 window pixel in a small measurement. Memory: one tile's activations (about 1.3 GB for a
 1024-pixel tile, the demo model's or the paper's layout) and the image and its output, not the
 image's activations. Those wait in a temporary folder, one stage at a time, removed when done or
-on an error: at most ngf x window pixels x 4 bytes (a full-resolution stage); at 8000x6000,
+on an error: at most a full-resolution stage, ngf channels x window pixels x 4 bytes (2 ngf with
+anti-aliased downsampling, whose first down conv runs at full resolution); at 8000x6000,
 32 x 61 MP x 4 = 7.7 GB for ngf 32, 17 GB for the paper's ngf 64.
 """
 
@@ -108,8 +109,8 @@ def stages(generator: ResnetGenerator) -> list[tuple[nn.InstanceNorm2d | None, l
 
 
 class SpilledTensors:
-    """Tensors kept in files in `folder` until taken back (float32 files: exact for every float
-    dtype a generator runs in)."""
+    """Tensors kept in files in `folder` until taken back (float32 files: exact for the float32,
+    float16 and bfloat16 a generator runs in)."""
 
     def __init__(self, folder: str):
         self.folder = Path(folder)

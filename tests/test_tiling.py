@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 from torch import nn
 
 from cyclegan_hub import CycleGAN, ResnetGenerator, translate
-from cyclegan_hub.tiling import Skip, flat_layers, receptive_margin, seam_score, tiles, translate_tiled
+from cyclegan_hub.tiling import SpilledTensors, flat_layers, receptive_margin, run_layers, seam_score, tiles, translate_tiled
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -40,21 +40,18 @@ LAYOUTS = pytest.mark.parametrize(
 
 
 @LAYOUTS
-def test_the_flat_layers_run_in_order_are_the_generators_forward(options):
+def test_the_flat_layers_run_in_order_are_the_generators_forward(options, tmp_path):
     torch.manual_seed(0)
     generator = ResnetGenerator(**{"ngf": 8, "n_blocks": 2, "dropout": 0.5, **options}).eval()
     x = torch.randn(1, 3, 32, 48)
-    skips = []
     with torch.inference_mode():
-        y = x
-        for layer in flat_layers(generator):
-            if layer is Skip.KEEP:
-                skips.append(y)
-            elif layer is Skip.ADD:
-                y = y + skips.pop()
-            else:
-                y = layer(y)
-        assert torch.equal(y, generator(x))
+        assert torch.equal(run_layers(flat_layers(generator), x, SpilledTensors(tmp_path), "tile"), generator(x))
+
+
+def test_tiles_need_the_generator_itself():
+    compiled = torch.compile(ResnetGenerator(ngf=8, n_blocks=2).eval())
+    with pytest.raises(TypeError, match="runs a ResnetGenerator layer by layer"):
+        translate_tiled(compiled, photo_like(64, 64), tile_size=32)
 
 
 @LAYOUTS

@@ -147,9 +147,10 @@ def translate(
             downscaled to it for the generator, and the output is upscaled (bicubic) back to
             the image's size. A generator paints strokes at the scale it was trained on.
         tile_size: PIL images longer than this on a side are translated in tiles of this size
-            with whole-image normalisation (`cyclegan_hub.tiling`): memory bounded by the tile,
-            the result equal to one pass up to rounding; they run a `CompiledGenerator`'s eager
-            generator. None: one pass.
+            with whole-image normalisation (`cyclegan_hub.tiling`, for a `ResnetGenerator`):
+            memory bounded by the tile (the tiles' activations wait in a temporary folder on
+            disk), the result equal to one pass up to rounding; they run a `CompiledGenerator`'s
+            eager generator. None: one pass.
 
     Returns:
         The same kind as the input: a PIL image, a list of PIL images, or a tensor.
