@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -90,6 +92,15 @@ def untranslated(metrics: dict) -> dict:
     return rows
 
 
+def cpu_name() -> str:
+    """This machine's processor as Linux names it, with its core count (platform.processor() is often empty)."""
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or "a CPU"
+    return f"a {os.cpu_count()}-core {name}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
@@ -99,8 +110,8 @@ def main():
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=FOLDER",
                         help="another model to score on the same images, shown as a baseline row")
     parser.add_argument("--recipe_doc", default="docs/recipe.md", help="where the card says the recipe is explained")
-    parser.add_argument("--machine", default="a 2-core AMD EPYC CPU, bf16 autocast",
-                        help="what the run trained on and in which precision, for the card")
+    parser.add_argument("--machine", default=f"{cpu_name()}, bf16 autocast",
+                        help="what the run trained on and in which precision, for the card (default: this machine's CPU)")
     parser.add_argument("--train_sizes", help="what it trained on, for the card (default: the counts in --data's "
                         "trainA/ and trainB/)")
     parser.add_argument("--skip_latency", action="store_true", help="leave the CPU latency out (the machine is busy)")
@@ -156,7 +167,7 @@ def main():
         "sample-size bias, so compare rows by KID.\n\n"
         f"Cycle reconstruction error (mean absolute difference, 0-255 levels): photo → Monet → photo "
         f"{results['cycle_error_photo']:.1f}, Monet → photo → Monet {results['cycle_error_monet']:.1f}.\n\n"
-        + (f"Latency on a 2-core AMD EPYC CPU (torch {torch.__version__}, {results['torch_threads']} threads, fp32, eager), "
+        + (f"Latency on {cpu_name()} (torch {torch.__version__}, {results['torch_threads']} threads, fp32, eager), "
            "median: " + ", ".join(f"{k}: {v:.2f} s" for k, v in results["latency_s"].items()) + ". " if "latency_s" in results else "")
         + "`scale=\"input\"` (the default of `translate` and the demo) translates at the image's own size; "
         "`scale=\"training\"` at the training resolution, upscaling the result.\n\n"
