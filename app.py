@@ -63,9 +63,9 @@ from cyclegan_hub.video import FrameTranslator, UnreadableVideoError, fit_size, 
 EMBEDDED_MODEL = Path(__file__).resolve().parent / "demo_model"
 TILE_SIZE = 1024  # full-resolution translations at the image's own scale run in tiles this large
 # Seconds per pixel of the tiles' windows (`window_pixels`: the image and the tiles' overlap) over
-# those of a one-pass translation: the staged passes' writing, reading and normalising. Measured
-# 1.07 (demo model) and 1.03 (the paper's layout) on 512-1024 px images with one thread.
-TILED_COST = 1.1
+# those of the on-screen translation (compiled, 1024 px): tiles run eager, layer by layer, their
+# activations written to disk and read back. bench/tiled.py: 2.8 at 8000x6000, 3.0 at 4000x3000.
+TILED_COST = 3.0
 EXAMPLES = EMBEDDED_MODEL / "examples"  # <source domain>_<name>.jpg, see SOURCES.md there
 IMAGE_HEIGHT = 360  # both images: Translate and the result stay on screen with a portrait upload
 # Videos: short clips at a reduced size, so that a CPU translates one in about a minute.
