@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, u
 from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
-from cyclegan_hub.threads import cpu_threads_per_process
+from cyclegan_hub.threads import cpu_name, cpu_threads_per_process
 from cyclegan_hub.training import CycleGANStep, adam, linear_decay
 
 logger = get_logger(__name__)
@@ -253,7 +252,7 @@ def run_summary(cfg: TrainConfig, accelerator: Accelerator, dataset, step: int, 
         device = torch.cuda.get_device_name()
     else:
         threads = torch.get_num_threads()
-        device = f"{platform.processor() or 'CPU'} ({threads} thread{'s' * (threads != 1)})"
+        device = f"{cpu_name()} ({threads} thread{'s' * (threads != 1)})"
     sized = hasattr(dataset, "__len__")
     epochs = f"{step * cfg.batch_size * accelerator.num_processes / len(dataset):.1f} epochs" if sized else "streamed"
     return dict(

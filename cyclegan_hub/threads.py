@@ -1,8 +1,9 @@
-"""How many torch threads a CPU training process should use."""
+"""The CPU a process runs on: how many torch threads a training process should use, and its name."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import psutil
 
@@ -24,3 +25,14 @@ def cpu_threads_per_process(requested: int | None = None) -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
         cores = min(cores, len(os.sched_getaffinity(0)))
     return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+def cpu_name() -> str:
+    """This machine's processor as Linux names it, with its core count, e.g. "a 2-core Intel(R)
+    Xeon(R) Processor" (platform.processor() is often empty or just the architecture)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or "CPU"
+    return f"a {os.cpu_count()}-core {name}"

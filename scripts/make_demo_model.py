@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from cyclegan_hub.data import DataOptions, held_out_images
 from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
 from cyclegan_hub.samples import sample_grid
+from cyclegan_hub.threads import cpu_name
 from cyclegan_hub.training import linear_decay
 
 FIRST_DOMAIN = "photo"
@@ -90,15 +89,6 @@ def untranslated(metrics: dict) -> dict:
         rows |= {f"fid_{key}": metrics["fid_baseline"], f"kid_{key}": metrics["kid_baseline"],
                  f"kid_{key}_std": metrics["kid_baseline_std"], f"checkerboard_{key}": 1.0}
     return rows
-
-
-def cpu_name() -> str:
-    """This machine's processor as Linux names it, with its core count (platform.processor() is often empty)."""
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "a CPU"
-    return f"a {os.cpu_count()}-core {name}"
 
 
 def main():

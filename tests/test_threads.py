@@ -7,7 +7,7 @@ import os
 import psutil
 import pytest
 
-from cyclegan_hub.threads import cpu_threads_per_process
+from cyclegan_hub.threads import cpu_name, cpu_threads_per_process
 
 
 @pytest.fixture
@@ -41,3 +41,11 @@ def test_explicit_choices_win(launched):
     assert cpu_threads_per_process(requested=3) == 3  # --cpu_threads 3
     launched.setenv("OMP_NUM_THREADS", "1")
     assert cpu_threads_per_process(requested=1) == 1
+
+
+def test_the_cpu_is_named_with_its_core_count():
+    """What model cards say the run trained on: the processor's name, not just the architecture."""
+    name = cpu_name()
+    assert name.startswith(f"a {os.cpu_count()}-core ") and len(name) > len(f"a {os.cpu_count()}-core ")
+    if os.path.exists("/proc/cpuinfo") and "model name" in open("/proc/cpuinfo").read():
+        assert name.split("-core ", 1)[1] not in ("x86_64", "CPU", "")
