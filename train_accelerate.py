@@ -160,6 +160,7 @@ def main(cfg: TrainConfig) -> Path:
         lambda_cyc=cfg.lambda_cyc,
         lambda_identity=cfg.lambda_identity,
         pool_size=cfg.pool_size,
+        cycle_noise=cfg.cycle_noise,
         augment=diff_augment if cfg.diffaugment else None,
         accelerator=accelerator,
     )

@@ -42,6 +42,10 @@ class TrainConfig(DataOptions):
     gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
     lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
     lambda_identity: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 turns it off)")
+    cycle_noise: float = option(
+        0.0, "std of Gaussian noise added to a translation before it is translated back in the cycle loss, "
+        "so the cycle cannot rely on a faint hidden code (0: none, the paper)", minimum=0
+    )
     pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
     diffaugment: bool = option(
         False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"

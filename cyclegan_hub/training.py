@@ -68,6 +68,10 @@ class CycleGANStep:
         lambda_identity: identity loss weight as a fraction of lambda_cyc (0.5 in the paper's
             painting experiments), 0 to skip it.
         pool_size: generated-image history per discriminator, 50 in the paper.
+        cycle_noise: std of Gaussian noise added to G(x) and F(y) on their way back through the
+            cycle only. A generator can satisfy the cycle by hiding the input in a faint
+            high-frequency pattern (Chu et al. 2017, "CycleGAN, a Master of Steganography");
+            noise drowns such a code. 0 (the paper): none.
         augment: applied to every image a discriminator judges, real or generated, in both
             updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
@@ -86,6 +90,7 @@ class CycleGANStep:
         lambda_cyc: float = 10.0,
         lambda_identity: float = 0.5,
         pool_size: int = 50,
+        cycle_noise: float = 0.0,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
@@ -98,6 +103,7 @@ class CycleGANStep:
         self.lambda_cyc, self.lambda_identity = lambda_cyc, lambda_identity
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
+        self.cycle_noise = cycle_noise
         self.augment = augment or (lambda images: images)
         self.accelerator = accelerator
 
@@ -118,6 +124,12 @@ class CycleGANStep:
                 for module in modules:
                     stack.enter_context(self.accelerator.no_sync(module))
             yield
+
+    def _on_cycle_path(self, translated: torch.Tensor) -> torch.Tensor:
+        """A translation as the cycle sees it before translating it back."""
+        if self.cycle_noise == 0:
+            return translated
+        return translated + self.cycle_noise * torch.randn_like(translated)
 
     def _frozen(self, discriminator: nn.Module) -> nn.Module:
         # Under DDP a discriminator used only to pass gradients to G must bypass its wrapper:
@@ -141,14 +153,14 @@ class CycleGANStep:
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
                 loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
-                loss_cycle_a = cycle_loss(F(fake_b), real_a)  # eq. 2: F(G(x)) ~ x
+                loss_cycle_a = cycle_loss(F(self._on_cycle_path(fake_b)), real_a)  # eq. 2: F(G(x)) ~ x
                 part_a = loss_gan_ab + self.lambda_cyc * loss_cycle_a
             self._backward(part_a)
         with self._no_sync(G, F, enabled=with_identity):
             with self._autocast():
                 fake_a = F(real_b)  # F(y)
                 loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(self.augment(fake_a)), self.gan_mode)
-                loss_cycle_b = cycle_loss(G(fake_a), real_b)  # G(F(y)) ~ y
+                loss_cycle_b = cycle_loss(G(self._on_cycle_path(fake_a)), real_b)  # G(F(y)) ~ y
                 part_b = loss_gan_ba + self.lambda_cyc * loss_cycle_b
             self._backward(part_b)
         loss_identity_a = loss_identity_b = part_identity = torch.zeros((), device=real_a.device)

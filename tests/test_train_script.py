@@ -165,7 +165,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     args = [
         "--dataset", data, *TINY, "--output_dir", out, "--max_steps", 40, "--logging_steps", 1,
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
-        "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5,
+        "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -195,6 +195,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert_trained_model(out, "red", "blue", max_steps=40, lambda_cyc=10.0)
     card = (out / "model" / "README.md").read_text()
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
+    assert "| `cycle_noise` | `0.05` |" in card
 
 
 # --- several processes -------------------------------------------------------------------------
@@ -422,6 +423,7 @@ def bad_runs(layouts, tmp_path):
         "no samples": ([*base, "--sample_steps", 0], 2, "--sample_steps must be >= 1, got 0"),
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
         "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
+        "negative noise": ([*base, "--cycle_noise", -0.1], 2, "--cycle_noise must be >= 0, got -0.1"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],

@@ -397,6 +397,36 @@ def test_augment_sees_exactly_what_the_discriminators_judge():
     assert augmented["loss_d_a"] != pytest.approx(plain["loss_d_a"], rel=1e-3)
 
 
+class IdentityTranslator(nn.Module):
+    """A 1x1 conv that starts as the identity: a cycle through two of them returns its input exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.conv.bias.zero_()
+
+    def forward(self, images):
+        return self.conv(images)
+
+
+@pytest.mark.parametrize("cycle_noise", [0.0, 0.5])
+def test_cycle_noise_reaches_only_the_way_back_of_the_cycle(cycle_noise):
+    discriminators = tiny_pair()
+    G, F = IdentityTranslator(), IdentityTranslator()
+    D_X, D_Y = discriminators.discriminator_a, discriminators.discriminator_b
+    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), cycle_noise=cycle_noise, pool_size=1)
+    real_a, real_b = batches(1, batch_size=1, size=128)[0]
+    losses = step(real_a, real_b)
+    # F(G(x) + noise) = x + noise: the cycle loss is E|noise| = sigma * sqrt(2 / pi), 0 without noise.
+    for name in ("loss_cycle_a", "loss_cycle_b"):
+        assert losses[name] == pytest.approx(cycle_noise * math.sqrt(2 / math.pi), abs=0.01), name
+    # The identity terms and what the discriminators judge are the clean translations.
+    assert losses["loss_identity_a"] == losses["loss_identity_b"] == 0
+    assert torch.equal(step.pool_b.images[0], real_a) and torch.equal(step.pool_a.images[0], real_b)
+
+
 def test_ema_follows_the_weights_with_a_warm_up():
     model = tiny_pair()
     ema = GeneratorEMA(model, decay=0.99)
