@@ -382,7 +382,7 @@ def build_demo(translator: Translator) -> gr.Blocks:
                 )
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
-                        clip = gr.Video(label="Input video", sources=["upload"], height=IMAGE_HEIGHT)
+                        clip = gr.Video(label="Input video", sources=["upload"], height=IMAGE_HEIGHT, elem_id="input-video")
                         clip_direction = gr.Radio(labels, value=labels[0], label="Direction")
                         clip_button = gr.Button("Translate video", variant="primary")
                         clip_status = gr.Textbox(label="Video status", interactive=False, lines=1)

@@ -526,7 +526,8 @@ def test_browser_video_tab_translates_a_clip(server, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server)
         page.get_by_role("tab", name="Video").click()
-        page.locator("input[type=file]").last.set_input_files(str(source))
+        # The Video tab's own input: set_input_files waits for it to mount after the tab click.
+        page.locator("#input-video input[type=file]").set_input_files(str(source))
         page.locator("video").first.wait_for(timeout=30_000)  # the upload's preview
         page.get_by_role("button", name="Translate video").click()
         expect(page.get_by_label("Video status")).to_have_value(re.compile(r"^Photo -> Monet: 20 frames at 10 frames/s"), timeout=60_000)
