@@ -161,6 +161,7 @@ def main(cfg: TrainConfig) -> Path:
         lambda_identity=cfg.lambda_identity,
         pool_size=cfg.pool_size,
         cycle_noise=cfg.cycle_noise,
+        cycle_downscale=cfg.cycle_downscale,
         augment=diff_augment if cfg.diffaugment else None,
         accelerator=accelerator,
     )

@@ -46,6 +46,10 @@ class TrainConfig(DataOptions):
         0.0, "std of Gaussian noise added to a translation before it is translated back in the cycle loss, "
         "so the cycle cannot rely on a faint hidden code (0: none, the paper)", minimum=0
     )
+    cycle_downscale: int = option(
+        1, "compare each round trip with its input average-pooled by this factor, so detail finer than it "
+        "need not be hidden in the translation to survive the cycle (1: every pixel, the paper)", minimum=1
+    )
     pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
     diffaugment: bool = option(
         False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"

@@ -35,8 +35,15 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, gan
     return 0.5 * (real + fake)
 
 
-def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """E|F(G(x)) - x|_1 for one direction (eq. 2)."""
+def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor, downscale: int = 1) -> torch.Tensor:
+    """E|F(G(x)) - x|_1 for one direction (eq. 2), both average-pooled by `downscale` first.
+
+    Pooled, detail finer than `downscale` pixels need not survive the round trip, so a generator
+    gains nothing from hiding it in its translation (1: the paper, every pixel).
+    """
+    if downscale > 1:
+        reconstructed = F.avg_pool2d(reconstructed, downscale, ceil_mode=True)
+        real = F.avg_pool2d(real, downscale, ceil_mode=True)
     return F.l1_loss(reconstructed, real)
 
 

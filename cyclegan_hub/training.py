@@ -72,6 +72,9 @@ class CycleGANStep:
             cycle only. A generator can satisfy the cycle by hiding the input in a faint
             high-frequency pattern (Chu et al. 2017, "CycleGAN, a Master of Steganography");
             noise drowns such a code. 0 (the paper): none.
+        cycle_downscale: compare each round trip with its input average-pooled by this factor, so
+            the cycle asks nothing of detail finer than it and a code for it gains nothing. 1 (the
+            paper): every pixel.
         augment: applied to every image a discriminator judges, real or generated, in both
             updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
@@ -91,6 +94,7 @@ class CycleGANStep:
         lambda_identity: float = 0.5,
         pool_size: int = 50,
         cycle_noise: float = 0.0,
+        cycle_downscale: int = 1,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
@@ -103,7 +107,7 @@ class CycleGANStep:
         self.lambda_cyc, self.lambda_identity = lambda_cyc, lambda_identity
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
-        self.cycle_noise = cycle_noise
+        self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
         self.augment = augment or (lambda images: images)
         self.accelerator = accelerator
 
@@ -153,14 +157,14 @@ class CycleGANStep:
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
                 loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
-                loss_cycle_a = cycle_loss(F(self._on_cycle_path(fake_b)), real_a)  # eq. 2: F(G(x)) ~ x
+                loss_cycle_a = cycle_loss(F(self._on_cycle_path(fake_b)), real_a, self.cycle_downscale)  # eq. 2: F(G(x)) ~ x
                 part_a = loss_gan_ab + self.lambda_cyc * loss_cycle_a
             self._backward(part_a)
         with self._no_sync(G, F, enabled=with_identity):
             with self._autocast():
                 fake_a = F(real_b)  # F(y)
                 loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(self.augment(fake_a)), self.gan_mode)
-                loss_cycle_b = cycle_loss(G(self._on_cycle_path(fake_a)), real_b)  # G(F(y)) ~ y
+                loss_cycle_b = cycle_loss(G(self._on_cycle_path(fake_a)), real_b, self.cycle_downscale)  # G(F(y)) ~ y
                 part_b = loss_gan_ba + self.lambda_cyc * loss_cycle_b
             self._backward(part_b)
         loss_identity_a = loss_identity_b = part_identity = torch.zeros((), device=real_a.device)

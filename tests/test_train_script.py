@@ -166,6 +166,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--dataset", data, *TINY, "--output_dir", out, "--max_steps", 40, "--logging_steps", 1,
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
+        "--cycle_downscale", 2,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -195,7 +196,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert_trained_model(out, "red", "blue", max_steps=40, lambda_cyc=10.0)
     card = (out / "model" / "README.md").read_text()
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
-    assert "| `cycle_noise` | `0.05` |" in card
+    assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
 
 
 # --- several processes -------------------------------------------------------------------------

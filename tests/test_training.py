@@ -427,6 +427,32 @@ def test_cycle_noise_reaches_only_the_way_back_of_the_cycle(cycle_noise):
     assert torch.equal(step.pool_b.images[0], real_a) and torch.equal(step.pool_a.images[0], real_b)
 
 
+class CheckerboardTranslator(IdentityTranslator):
+    """Returns its input with a 2-pixel checkerboard of +-0.25 added: a code finer than 2 pixels."""
+
+    def forward(self, images):
+        rows, cols = torch.meshgrid(torch.arange(images.shape[-2]), torch.arange(images.shape[-1]), indexing="ij")
+        return super().forward(images) + 0.25 * (1 - 2 * ((rows + cols) % 2)).to(images)
+
+
+@pytest.mark.parametrize("cycle_downscale, expected", [(1, 0.25), (2, 0.0), (4, 0.0)])
+def test_cycle_downscale_ignores_detail_finer_than_it(cycle_downscale, expected):
+    discriminators = tiny_pair()
+    G, F = IdentityTranslator(), CheckerboardTranslator()
+    D_X, D_Y = discriminators.discriminator_a, discriminators.discriminator_b
+    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), cycle_downscale=cycle_downscale, pool_size=1)
+    real_a, real_b = batches(1, batch_size=1, size=34)[0]  # 34 is not a multiple of 4: the last pools are partial
+    losses = step(real_a, real_b)
+    # Both round trips add the checkerboard once: every pixel counts it, any pooling averages it out.
+    for name in ("loss_cycle_a", "loss_cycle_b"):
+        assert losses[name] == pytest.approx(expected, abs=1e-6), name
+    # What is coarser than the pooling still counts: a uniform offset survives it unchanged.
+    offset = real_a + 0.3
+    assert cycle_loss(offset, real_a, cycle_downscale).item() == pytest.approx(0.3, abs=1e-6)
+    # The identity term still compares every pixel: F(x) = x + checkerboard.
+    assert losses["loss_identity_a"] == pytest.approx(0.25, abs=1e-6)
+
+
 def test_ema_follows_the_weights_with_a_warm_up():
     model = tiny_pair()
     ema = GeneratorEMA(model, decay=0.99)
