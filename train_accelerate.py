@@ -10,6 +10,7 @@ The pieces live in `cyclegan_hub/`: this file wires them together in the order o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from datetime import timedelta
@@ -152,6 +153,7 @@ def main(cfg: TrainConfig) -> Path:
         for net in nets:
             net.compile()  # in place, so the weights keep their names: checkpoints resume with or without --compile
     *nets, optimizer_g, optimizer_d, loader = accelerator.prepare(*nets, optimizer_g, optimizer_d, loader)
+    policy = cfg.diffaugment_transforms()
     train_step = CycleGANStep(
         *nets,
         optimizer_g,
@@ -162,7 +164,7 @@ def main(cfg: TrainConfig) -> Path:
         pool_size=cfg.pool_size,
         cycle_noise=cfg.cycle_noise,
         cycle_downscale=cfg.cycle_downscale,
-        augment=diff_augment if cfg.diffaugment else None,
+        augment=None if policy is None else functools.partial(diff_augment, policy=policy),
         accelerator=accelerator,
     )
     pools = {"pool_a": train_step.pool_a, "pool_b": train_step.pool_b}

@@ -4,19 +4,14 @@ With a few hundred training images a discriminator soon memorises them and its g
 teaching the generator anything. DiffAugment applies the same random, differentiable transforms to
 every image a discriminator sees, real and generated, in its own update and in the generator's
 adversarial term: D cannot learn the augmentations as a feature of either domain, and the
-gradients reach the generator through them. The policy is the paper's "color, translation,
-cutout" for small data sets; each call draws new parameters for every image.
+gradients reach the generator through them. The default policy is the paper's "color,
+translation, cutout" for small data sets; each call draws new parameters for every image.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-
-def diff_augment(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) images in [-1, 1] -> the same shape, randomly recoloured, shifted and cut out."""
-    return cutout(translation(colour(images)))
 
 
 def _uniform(images: torch.Tensor) -> torch.Tensor:
@@ -57,3 +52,23 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     inside_cols = (cols >= left) & (cols < left + cut_w)  # (B, W)
     keep = ~(inside_rows[:, :, None] & inside_cols[:, None, :])
     return images * keep[:, None].to(images.device, images.dtype)
+
+
+# The DiffAugment paper's names for its transforms, in the order its default policy applies them.
+TRANSFORMS = {"color": colour, "translation": translation, "cutout": cutout}
+
+
+def diff_augment(images: torch.Tensor, policy: tuple[str, ...] = tuple(TRANSFORMS)) -> torch.Tensor:
+    """(B, C, H, W) images in [-1, 1] -> the same shape, through the policy's transforms in order."""
+    for name in policy:
+        images = TRANSFORMS[name](images)
+    return images
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """"color,translation" -> ("color", "translation"); a clear error for names DiffAugment lacks."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in TRANSFORMS]
+    if unknown:
+        raise ValueError(f"unknown DiffAugment transform(s) {unknown} in {text!r}; choose from {', '.join(TRANSFORMS)}")
+    return names

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
+from .augment import TRANSFORMS, parse_policy
 from .cli import add_flags, option, out_of_range
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
@@ -54,6 +55,10 @@ class TrainConfig(DataOptions):
     diffaugment: bool = option(
         False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"
     )
+    diffaugment_policy: str | None = option(
+        None, "DiffAugment's transforms, comma-separated, from color, translation, cutout "
+        "(default: all three, the DiffAugment paper's policy for small data sets)"
+    )
     ema_decay: float | None = option(
         None, "keep an exponential moving average of the generators' weights (e.g. 0.999) and save it as the model"
     )
@@ -93,6 +98,13 @@ class TrainConfig(DataOptions):
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
+        if self.diffaugment_policy is not None:
+            if not self.diffaugment:
+                problems.append("--diffaugment_policy needs --diffaugment")
+            try:
+                parse_policy(self.diffaugment_policy)
+            except ValueError as error:
+                problems.append(f"--diffaugment_policy: {error}")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
             problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
         if self.streaming and self.max_steps is None:
@@ -116,6 +128,12 @@ class TrainConfig(DataOptions):
     def training_resolution(self) -> int | None:
         """The shorter side images have when the networks see them (before cropping), if known."""
         return self.load_size if self.preprocess == "resize_and_crop" else None
+
+    def diffaugment_transforms(self) -> tuple[str, ...] | None:
+        """The names of the DiffAugment transforms to apply, in order; None without --diffaugment."""
+        if not self.diffaugment:
+            return None
+        return parse_policy(self.diffaugment_policy) if self.diffaugment_policy else tuple(TRANSFORMS)
 
     def discriminator_kwargs(self) -> dict:
         return dict(ndf=self.ndf, norm=self.norm, downsample=self.downsample)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from cyclegan_hub.augment import colour, cutout, diff_augment, translation
+from cyclegan_hub.augment import colour, cutout, diff_augment, parse_policy, translation
+from cyclegan_hub.config import parse_args
 
 
 def images(batch=4, size=(32, 40)) -> torch.Tensor:
@@ -65,3 +67,34 @@ def test_cutout_zeroes_one_rectangle_of_half_the_sides_at_most():
             assert zero.sum() == len(rows) * len(cols)  # one solid rectangle
             assert len(rows) <= 8 and len(cols) <= 10
     assert (out == 0).any(dim=(1, 2, 3)).float().mean() > 0.8  # nearly always something is cut
+
+
+def test_a_policy_without_color_keeps_every_value():
+    x = images(batch=8) + 2  # strictly positive, so zeros can only be fill or cut
+    out = diff_augment(x, policy=parse_policy("translation, cutout"))
+    kept = out[out != 0]
+    assert kept.numel() > 0 and torch.isin(kept, x).all()  # shifted and cut, never recoloured
+    recoloured = diff_augment(x)  # the default policy starts with color
+    assert not torch.isin(recoloured[recoloured != 0], x).all()
+
+
+def test_a_policy_applies_its_transforms_in_order():
+    x = images(batch=2)
+    torch.manual_seed(0)
+    expected = cutout(colour(x))
+    torch.manual_seed(0)
+    assert torch.equal(diff_augment(x, policy=("color", "cutout")), expected)
+
+
+@pytest.mark.parametrize("text", ["colour", "color,blur", "", "translation,"])
+def test_unknown_transforms_are_named_in_the_error(text):
+    with pytest.raises(ValueError, match="unknown DiffAugment transform.*choose from color, translation, cutout"):
+        parse_policy(text)
+
+
+def test_the_flags_choose_the_transforms():
+    base = ["--dataset", "unused", "--output_dir", "unused"]
+    assert parse_args(base).diffaugment_transforms() is None
+    assert parse_args([*base, "--diffaugment"]).diffaugment_transforms() == ("color", "translation", "cutout")
+    chosen = parse_args([*base, "--diffaugment", "--diffaugment_policy", "translation,cutout"])
+    assert chosen.diffaugment_transforms() == ("translation", "cutout")

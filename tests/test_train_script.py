@@ -166,7 +166,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--dataset", data, *TINY, "--output_dir", out, "--max_steps", 40, "--logging_steps", 1,
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
-        "--cycle_downscale", 2,
+        "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -197,6 +197,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     card = (out / "model" / "README.md").read_text()
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
+    assert "| `diffaugment_policy` | `translation,cutout` |" in card
 
 
 # --- several processes -------------------------------------------------------------------------
@@ -425,6 +426,10 @@ def bad_runs(layouts, tmp_path):
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
         "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
         "negative noise": ([*base, "--cycle_noise", -0.1], 2, "--cycle_noise must be >= 0, got -0.1"),
+        "unknown augmentation": (
+            [*base, "--diffaugment", "--diffaugment_policy", "color,blur"], 2, "unknown DiffAugment transform(s) ['blur']"
+        ),
+        "policy without augmentation": ([*base, "--diffaugment_policy", "cutout"], 2, "--diffaugment_policy needs --diffaugment"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],
