@@ -53,7 +53,7 @@ class TrainConfig(DataOptions):
     )
     pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
     diffaugment: bool = option(
-        False, "DiffAugment (colour, translation, cutout) on every image the discriminators see, real and fake"
+        False, "DiffAugment (the transforms of --diffaugment_policy) on every image the discriminators see, real and fake"
     )
     diffaugment_policy: str | None = option(
         None, "DiffAugment's transforms, comma-separated, from color, translation, cutout "
