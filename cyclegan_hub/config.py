@@ -33,12 +33,16 @@ class TrainConfig(DataOptions):
     ngf: int = option(64, "generator filters in the first conv layer", minimum=1)
     ndf: int = option(64, "discriminator filters in the first conv layer", minimum=1)
     n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)", minimum=0)
+    n_layers_d: int = option(3, "stride-2 conv layers in the discriminators: 3 gives the paper's 70x70 patches, 4 142x142", minimum=1)
     norm: str = option("instance", "normalisation layer", NORMS)
     dropout: float = option(0.0, "dropout in the generator's residual blocks")
     upsample: str = option(
         "transpose", "generator upsampling: the paper's transposed convs, nearest resize + conv, or blur + conv", UPSAMPLES
     )
     downsample: str = option("stride", "downsampling in G and D: strided convs, or stride-1 conv + blur-pool", DOWNSAMPLES)
+    spectral_norm_d: bool = option(
+        False, "spectral normalisation on every discriminator conv instead of --norm there (Miyato et al. 2018)"
+    )
     # the recipe
     gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
     lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
@@ -136,7 +140,10 @@ class TrainConfig(DataOptions):
         return parse_policy(self.diffaugment_policy) if self.diffaugment_policy else tuple(TRANSFORMS)
 
     def discriminator_kwargs(self) -> dict:
-        return dict(ndf=self.ndf, norm=self.norm, downsample=self.downsample)
+        return dict(
+            ndf=self.ndf, n_layers=self.n_layers_d, norm=self.norm, downsample=self.downsample,
+            spectral_norm=self.spectral_norm_d,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,6 +186,7 @@ class ResnetGenerator(HubModule):
         init_gain: float = 0.02,
         upsample: str = "transpose",
         downsample: str = "stride",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
@@ -230,6 +231,9 @@ class PatchDiscriminator(HubModule):
         init_gain: standard deviation / gain of the initialisation.
         downsample: "stride" (paper) or "antialias": each stride-2 conv runs at stride 1 and a
             `BlurDownsample` follows its LeakyReLU (CUT's discriminator).
+        spectral_norm: divide every conv's weight by its largest singular value (Miyato et al.
+            2018, as in U-GAT-IT's discriminators), which bounds how sharply D can react to a
+            small change of its input; `norm` is then left out, as in those discriminators.
     """
 
     def __init__(
@@ -241,6 +245,7 @@ class PatchDiscriminator(HubModule):
         init_type: str = "normal",
         init_gain: float = 0.02,
         downsample: str = "stride",
+        spectral_norm: bool = False,
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
@@ -248,6 +253,8 @@ class PatchDiscriminator(HubModule):
         if not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
         antialias = downsample == "antialias"
+        if spectral_norm:
+            norm = "none"
 
         def halving(channels_in, channels_out, *norm_and_bias):
             """conv(stride 2) [norm] LeakyReLU, or conv(stride 1) [norm] LeakyReLU blur."""
@@ -267,6 +274,10 @@ class PatchDiscriminator(HubModule):
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
         init_weights(self, init_type, init_gain)
+        if spectral_norm:  # after init: the parametrisation keeps the initialised weight as its `original`
+            for layer in self.model:
+                if isinstance(layer, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, x):
         """(B, in_channels, H, W) -> (B, 1, H', W') patch logits (30x30 for 256x256 inputs)."""

@@ -64,6 +64,18 @@ def test_cyclegan_round_trip_float32(make_cyclegan, tmp_path):
     assert_same_outputs(outputs(full), outputs(model))
 
 
+def test_spectral_norm_discriminators_round_trip(make_cyclegan, tmp_path):
+    model = make_cyclegan(discriminator={"ndf": 8, "n_layers": 2, "spectral_norm": True}, with_discriminators=True)
+    model.discriminator_b.train()(torch.rand(1, 3, 32, 32))  # moves the power iteration's vectors on
+    model.eval().save_pretrained(tmp_path)
+    full = CycleGAN.from_pretrained(tmp_path, load_discriminators=True)
+    assert full.config["discriminator"]["spectral_norm"] is True
+    saved, loaded = model.discriminator_b.state_dict(), full.discriminator_b.state_dict()
+    assert saved.keys() == loaded.keys() and any(key.endswith("._u") for key in saved)
+    assert all(torch.equal(saved[key], loaded[key]) for key in saved)  # the power iteration resumes where it was
+    assert_same_outputs(outputs(full), outputs(model))
+
+
 def test_generators_are_stored_apart_from_discriminators(make_cyclegan, tmp_path):
     model = make_cyclegan(with_discriminators=True)
     model.save_pretrained(tmp_path)

@@ -130,6 +130,41 @@ def test_discriminator_norms(norm):
     assert isinstance(disc.model[1], nn.LeakyReLU)
 
 
+def receptive_field_side(disc: PatchDiscriminator, side: int) -> int:
+    """Rows of a side x side input that the centre logit's gradient reaches (its receptive field)."""
+    x = torch.zeros(1, 3, side, side, requires_grad=True)
+    out = disc(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    return int((x.grad.abs().sum(dim=(0, 1, 3)) > 0).sum())
+
+
+@pytest.mark.parametrize("n_layers, side", [(3, 70), (4, 142)])
+def test_discriminator_patch_size(n_layers, side):
+    # Without norm: instance norm would let every pixel reach every logit through the statistics.
+    disc = PatchDiscriminator(ndf=4, n_layers=n_layers, norm="none")
+    assert receptive_field_side(disc, 256) == side
+
+
+def test_spectral_norm_bounds_every_discriminator_conv():
+    torch.manual_seed(0)
+    plain = PatchDiscriminator(ndf=8, n_layers=2, init_gain=0.5)
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(ndf=8, n_layers=2, init_gain=0.5, spectral_norm=True).train()
+    assert not any(isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)) for m in disc.modules())
+    convs = [m for m in disc.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 4 and all(nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    # The initialised weights stay, as the parametrisation's original: only their scale changes.
+    assert torch.equal(convs[0].parametrizations.weight.original, plain.model[0].weight)
+    for _ in range(20):  # each training-mode forward runs a power-iteration step
+        disc(torch.rand(1, 3, 32, 32))
+    for conv in convs:
+        largest = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert largest.item() == pytest.approx(1.0, rel=0.02)
+    assert torch.linalg.matrix_norm(plain.model[0].weight.detach().flatten(1), ord=2) > 2
+    disc(torch.rand(1, 3, 32, 32)).mean().backward()
+    assert all(c.parametrizations.weight.original.grad is not None for c in convs)
+
+
 # --- recipe options: upsampling and downsampling --------------------------------------------
 
 RESAMPLING = list(itertools.product(UPSAMPLES, DOWNSAMPLES))

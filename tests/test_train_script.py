@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 from safetensors.torch import load_file
 
 import helpers
@@ -167,6 +168,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
+        "--spectral_norm_d", "--n_layers_d", 2,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -198,6 +200,10 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
     assert "| `diffaugment_policy` | `translation,cutout` |" in card
+    assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2` |" in card
+    trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
+    assert trained.config["discriminator"] == {"ndf": 8, "n_layers": 2, "norm": "instance", "downsample": "stride", "spectral_norm": True}
+    assert nn.utils.parametrize.is_parametrized(trained.discriminator_a.model[0], "weight")
 
 
 # --- several processes -------------------------------------------------------------------------
@@ -236,8 +242,12 @@ save_file(tensors, f"{record}/rank{rank}.safetensors", metadata={"inputs": input
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path):
-    """`accelerate launch --multi_gpu --num_processes 2` on the CPU: two gloo DDP processes."""
+@pytest.mark.parametrize("discriminator_flags", [[], ["--spectral_norm_d"]], ids=["paper", "spectral norm"])
+def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path, discriminator_flags):
+    """`accelerate launch --multi_gpu --num_processes 2` on the CPU: two gloo DDP processes.
+
+    With spectral norm the discriminators also carry power-iteration vectors, updated in place at
+    every forward: they too must end the same on both ranks and in the saved model."""
     from safetensors import safe_open
 
     recorder = tmp_path / "record_ranks.py"
@@ -250,7 +260,7 @@ def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path):
     )
     args = [
         "--dataset", layouts["d"], *TINY, "--output_dir", out, "--max_steps", 4, "--checkpointing_steps", 2,
-        "--report_to", "none", "--seed", 3, "--pool_size", 1,
+        "--report_to", "none", "--seed", 3, "--pool_size", 1, *discriminator_flags,
     ]
     command = [*launcher, str(recorder), str(helpers.SCRIPT), str(record), *map(str, args)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=helpers.REPO)
@@ -426,6 +436,7 @@ def bad_runs(layouts, tmp_path):
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
         "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
         "negative noise": ([*base, "--cycle_noise", -0.1], 2, "--cycle_noise must be >= 0, got -0.1"),
+        "no discriminator layers": ([*base, "--n_layers_d", 0], 2, "--n_layers_d must be >= 1, got 0"),
         "unknown augmentation": (
             [*base, "--diffaugment", "--diffaugment_policy", "color,blur"], 2, "unknown DiffAugment transform(s) ['blur']"
         ),
