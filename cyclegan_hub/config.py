@@ -40,6 +40,7 @@ class TrainConfig(DataOptions):
         "transpose", "generator upsampling: the paper's transposed convs, nearest resize + conv, or blur + conv", UPSAMPLES
     )
     downsample: str = option("stride", "downsampling in G and D: strided convs, or stride-1 conv + blur-pool", DOWNSAMPLES)
+    downsample_d: str | None = option(None, "downsampling in the discriminators alone (default: --downsample)", DOWNSAMPLES)
     spectral_norm_d: bool = option(
         False, "spectral normalisation on every discriminator conv instead of --norm there (Miyato et al. 2018)"
     )
@@ -141,7 +142,7 @@ class TrainConfig(DataOptions):
 
     def discriminator_kwargs(self) -> dict:
         return dict(
-            ndf=self.ndf, n_layers=self.n_layers_d, norm=self.norm, downsample=self.downsample,
+            ndf=self.ndf, n_layers=self.n_layers_d, norm=self.norm, downsample=self.downsample_d or self.downsample,
             spectral_norm=self.spectral_norm_d,
         )
 

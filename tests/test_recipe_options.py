@@ -13,6 +13,8 @@ from PIL import Image
 
 from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
 from cyclegan_hub import CycleGAN
+from cyclegan_hub.config import parse_args
+from cyclegan_hub.networks import BlurDownsample
 from cyclegan_hub.export_onnx import export_generator
 
 OPTIONS = [dict(upsample="resize"), dict(upsample="antialias", downsample="antialias")]
@@ -51,3 +53,19 @@ def test_options_survive_saving_and_every_inference_path(options, tmp_path):
     (translated,) = session.run(None, {"images": images.numpy()})
     with torch.inference_mode():
         assert np.abs(translated - model.generator_ab(images).numpy()).max() < 1e-4
+
+
+def blurs(network: torch.nn.Module) -> bool:
+    return any(isinstance(m, BlurDownsample) for m in network.modules())
+
+
+@pytest.mark.parametrize(
+    "flags, blur_in_g, blur_in_d",
+    [([], False, False), (["--downsample", "antialias"], True, True), (["--downsample_d", "antialias"], False, True),
+     (["--downsample", "antialias", "--downsample_d", "stride"], True, False)],
+)
+def test_discriminators_can_downsample_apart_from_the_generators(flags, blur_in_g, blur_in_d):
+    config = parse_args(["--dataset", "unused", "--output_dir", "unused", "--ngf", "4", "--ndf", "4", *flags])
+    model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
+    assert blurs(model.generator_ab) == blur_in_g
+    assert blurs(model.discriminator_a) == blurs(model.discriminator_b) == blur_in_d
