@@ -37,6 +37,14 @@ def card_values(config) -> dict:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get("card") and getattr(config, f.name) is not None}
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each flag's default to its help, unless the help already says what the default is
+    (e.g. "(default: --lr)" for a None that means "the same as --lr")."""
+
+    def _get_help_string(self, action):
+        return action.help if "(default:" in (action.help or "") else super()._get_help_string(action)
+
+
 def add_flags(parser: argparse.ArgumentParser, config_class, defaults: dict | None = None) -> None:
     """Add a `--name` flag for every field of `config_class` (bool fields become switches)."""
     hints = typing.get_type_hints(config_class)

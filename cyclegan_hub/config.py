@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .augment import TRANSFORMS, parse_policy
-from .cli import add_flags, option, out_of_range
+from .cli import DefaultsHelpFormatter, add_flags, option, out_of_range
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a CycleGAN (Zhu et al., 2017) with Accelerate. Defaults are the paper's recipe "
         "as the original release runs it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     add_flags(parser, TrainConfig)
     return parser

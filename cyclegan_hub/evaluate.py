@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cli import add_flags
+from .cli import DefaultsHelpFormatter, add_flags
 from .images import resize_square, to_rgb
 from .metrics import (
     FEATURE_DIM,
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cyclegan_hub.evaluate",
         description="FID and KID of a CycleGAN in both directions against held-out real images.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model", required=True, nargs="+",

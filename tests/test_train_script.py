@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 import helpers
 from cyclegan_hub import CycleGAN, evaluate
 from cyclegan_hub.checkpoints import model_from_checkpoint
+from cyclegan_hub.config import build_parser as build_training_parser
 from cyclegan_hub.threads import cpu_threads_per_process
 
 TINY_NETS = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32", "--num_workers", "0"]
@@ -482,3 +483,14 @@ def test_mistakes_give_one_clear_line(layouts, env, tmp_path):
             problems.append(f"{name}: exit code {process.returncode}, stderr ends:\n{stderr[-2000:]}")
     assert not problems, "\n\n".join(problems)
     assert not (tmp_path / "out" / "model").exists()
+
+
+@pytest.mark.parametrize("build_parser", [build_training_parser, evaluate.build_parser], ids=["train", "evaluate"])
+def test_help_gives_each_default_once(build_parser):
+    options = " ".join(build_parser().format_help().split()).split("options:", 1)[1]
+    flags = options.split(" --")[1:]
+    assert len(flags) > 5
+    assert all(flag.count("(default:") <= 1 for flag in flags), [f for f in flags if f.count("(default:") > 1]
+    if build_parser is build_training_parser:  # a None whose help says what it means, and a plain default
+        assert "lr_d LR_D the discriminators' learning rate, decayed alike (default: --lr)" in options
+        assert "beta1 BETA1 Adam beta1 (default: 0.5)" in options
