@@ -186,7 +186,6 @@ class ResnetGenerator(HubModule):
         init_gain: float = 0.02,
         upsample: str = "transpose",
         downsample: str = "stride",
-        spectral_norm: bool = False,
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
