@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.checkpoints import CheckpointError, load_checkpoint, read_state, resolve_resume, save_checkpoint
-from cyclegan_hub.cli import card_values
+from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
 from cyclegan_hub.ema import GeneratorEMA
@@ -184,7 +184,7 @@ def main(cfg: TrainConfig) -> Path:
     if accelerator.is_main_process:
         (output_dir / "samples").mkdir(parents=True, exist_ok=True)
         (output_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    accelerator.init_trackers("cyclegan", config=dataclasses.asdict(cfg))
+    accelerator.init_trackers("cyclegan", config=flag_values(cfg))
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, unit="step")
     images_per_step = 2 * cfg.batch_size * accelerator.num_processes  # one A and one B per sample
     skipped_images, started, start_step, metrics, evaluation = 0, time.time(), step, None, None

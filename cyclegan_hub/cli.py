@@ -23,18 +23,27 @@ def out_of_range(config) -> list[str]:
     problems = []
     for f in dataclasses.fields(config):
         value, least, exclusive_floor = getattr(config, f.name), f.metadata.get("minimum"), f.metadata.get("above")
-        if value is None:
-            continue
-        if least is not None and value < least:
-            problems.append(f"--{f.name} must be >= {least}, got {value}")
-        if exclusive_floor is not None and value <= exclusive_floor:
-            problems.append(f"--{f.name} must be > {exclusive_floor}, got {value}")
+        for item in value if isinstance(value, (list, tuple)) else [value]:  # a list flag: every entry
+            if item is None:
+                continue
+            if least is not None and item < least:
+                problems.append(f"--{f.name} must be >= {least}, got {item}")
+            if exclusive_floor is not None and item <= exclusive_floor:
+                problems.append(f"--{f.name} must be > {exclusive_floor}, got {item}")
     return problems
 
 
+def flag_values(config) -> dict:
+    """Every field of a dataclass of options as typed after its flag (a list flag's entries
+    space-separated): plain values that experiment trackers accept."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {name: " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value for name, value in values.items()}
+
+
 def card_values(config) -> dict:
-    """The fields of a dataclass of options that belong on a model card, set ones only."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get("card") and getattr(config, f.name) is not None}
+    """The fields of a dataclass of options that belong on a model card, set ones only, as typed."""
+    on_card = {f.name for f in dataclasses.fields(config) if f.metadata.get("card")}
+    return {name: value for name, value in flag_values(config).items() if name in on_card and value is not None}
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -42,11 +51,16 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     (e.g. "(default: --lr)" for a None that means "the same as --lr")."""
 
     def _get_help_string(self, action):
-        return action.help if "(default:" in (action.help or "") else super()._get_help_string(action)
+        if "(default:" in (action.help or ""):
+            return action.help
+        if action.nargs == "+" and isinstance(action.default, (list, tuple)):  # as typed: "3 4", not "(3, 4)"
+            return f"{action.help} (default: {' '.join(map(str, action.default))})"
+        return super()._get_help_string(action)
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class, defaults: dict | None = None) -> None:
-    """Add a `--name` flag for every field of `config_class` (bool fields become switches)."""
+    """Add a `--name` flag for every field of `config_class` (bool fields become switches,
+    `tuple[int, ...]` ones take one or more values)."""
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
         default = (defaults or {}).get(f.name, f.default)
@@ -54,9 +68,11 @@ def add_flags(parser: argparse.ArgumentParser, config_class, defaults: dict | No
             parser.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
             continue
         base = typing.get_args(hints[f.name]) or (hints[f.name],)  # "int | None" -> (int, NoneType)
+        several = typing.get_origin(hints[f.name]) is tuple  # "tuple[int, ...]" -> (int, Ellipsis)
         parser.add_argument(
             f"--{f.name}",
             type=next(t for t in base if t is not type(None)),
+            nargs="+" if several else None,
             default=default,
             choices=f.metadata["choices"],
             help=f.metadata["help"],

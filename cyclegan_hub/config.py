@@ -33,8 +33,15 @@ class TrainConfig(DataOptions):
     ngf: int = option(64, "generator filters in the first conv layer", minimum=1)
     ndf: int = option(64, "discriminator filters in the first conv layer", minimum=1)
     n_blocks: int = option(9, "residual blocks in the generator (9 for 256 px, 6 for 128 px)", minimum=0)
-    n_layers_d: int = option(3, "stride-2 conv layers in the discriminators: 3 gives the paper's 70x70 patches, 4 142x142", minimum=1)
+    n_layers_d: tuple[int, ...] = option(
+        (3,), "stride-2 conv layers in the discriminators: 3 gives the paper's 70x70 patches, 4 142x142; "
+        "several values give each domain one discriminator per value, their losses averaged", minimum=1
+    )
     norm: str = option("instance", "normalisation layer", NORMS)
+    norm_g: str | None = option(
+        None, "normalisation in the generators alone, e.g. layer: one mean and spread shared by all "
+        "channels instead of one per channel (default: --norm)", NORMS
+    )
     dropout: float = option(0.0, "dropout in the generator's residual blocks")
     upsample: str = option(
         "transpose", "generator upsampling: the paper's transposed convs, nearest resize + conv, or blur + conv", UPSAMPLES
@@ -98,7 +105,11 @@ class TrainConfig(DataOptions):
     push_steps: int | None = option(None, "also save and push every N steps", card=False, minimum=1)
 
     def __post_init__(self):
+        # argparse gives a list; in Python a bare int is one value
+        self.n_layers_d = (self.n_layers_d,) if isinstance(self.n_layers_d, int) else tuple(self.n_layers_d)
         problems = out_of_range(self)
+        if not self.n_layers_d or len(set(self.n_layers_d)) < len(self.n_layers_d):
+            problems.append(f"--n_layers_d needs distinct values, got {list(self.n_layers_d)}")
         if self.preprocess != "none" and self.crop_size > self.load_size:
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
@@ -126,7 +137,7 @@ class TrainConfig(DataOptions):
 
     def generator_kwargs(self) -> dict:
         return dict(
-            ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm, dropout=self.dropout,
+            ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm_g or self.norm, dropout=self.dropout,
             upsample=self.upsample, downsample=self.downsample,
         )
 
@@ -142,7 +153,7 @@ class TrainConfig(DataOptions):
 
     def discriminator_kwargs(self) -> dict:
         return dict(
-            ndf=self.ndf, n_layers=self.n_layers_d, norm=self.norm, downsample=self.downsample_d or self.downsample,
+            ndf=self.ndf, n_layers=self.n_layers_d[0] if len(self.n_layers_d) == 1 else list(self.n_layers_d), norm=self.norm, downsample=self.downsample_d or self.downsample,
             spectral_norm=self.spectral_norm_d,
         )
 

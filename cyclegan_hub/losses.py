@@ -8,31 +8,49 @@ import torch.nn.functional as F
 GAN_MODES = ("lsgan", "vanilla", "hinge")
 
 
-def generator_adversarial_loss(fake_logits: torch.Tensor, gan_mode: str = "lsgan") -> torch.Tensor:
-    """What G minimises to fool D: lsgan E[(D(G(x)) - 1)^2], vanilla BCE(D(G(x)), 1), hinge -E[D(G(x))]."""
-    if gan_mode == "lsgan":
-        return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
-    if gan_mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-    if gan_mode == "hinge":
-        return -fake_logits.mean()
-    raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, gan_mode: str = "lsgan") -> torch.Tensor:
-    """What D minimises, halved as in the paper to slow D down: (loss on real + loss on fake) / 2."""
-    if gan_mode == "lsgan":
-        real = F.mse_loss(real_logits, torch.ones_like(real_logits))
-        fake = F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
-    elif gan_mode == "vanilla":
-        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    elif gan_mode == "hinge":
-        real = F.relu(1.0 - real_logits).mean()
-        fake = F.relu(1.0 + fake_logits).mean()
-    else:
+def _check_gan_mode(gan_mode: str) -> None:
+    if gan_mode not in GAN_MODES:
         raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
-    return 0.5 * (real + fake)
+
+
+def verdicts(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    """A discriminator's output as a list: one tensor of patch logits per PatchGAN it holds."""
+    return logits if isinstance(logits, list) else [logits]
+
+
+def _fooling_loss(fake: torch.Tensor, gan_mode: str) -> torch.Tensor:
+    if gan_mode == "lsgan":
+        return F.mse_loss(fake, torch.ones_like(fake))
+    if gan_mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    return -fake.mean()  # hinge
+
+
+def _judging_loss(real: torch.Tensor, fake: torch.Tensor, gan_mode: str) -> torch.Tensor:
+    if gan_mode == "lsgan":
+        return 0.5 * (F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake)))
+    if gan_mode == "vanilla":
+        real_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+        return 0.5 * (real_loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())  # hinge
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor | list[torch.Tensor], gan_mode: str = "lsgan") -> torch.Tensor:
+    """What G minimises to fool D: lsgan E[(D(G(x)) - 1)^2], vanilla BCE(D(G(x)), 1), hinge -E[D(G(x))].
+
+    Given several PatchGANs' logits (a `MultiPatchDiscriminator`), the mean of their losses, so
+    the adversarial term keeps its weight against the cycle loss."""
+    _check_gan_mode(gan_mode)
+    return torch.stack([_fooling_loss(fake, gan_mode) for fake in verdicts(fake_logits)]).mean()
+
+
+def discriminator_loss(real_logits, fake_logits, gan_mode: str = "lsgan") -> torch.Tensor:
+    """What D minimises, halved as in the paper to slow D down: (loss on real + loss on fake) / 2.
+
+    Given several PatchGANs' logits (lists, member by member), the mean over the members."""
+    _check_gan_mode(gan_mode)
+    pairs = zip(verdicts(real_logits), verdicts(fake_logits), strict=True)
+    return torch.stack([_judging_loss(real, fake, gan_mode) for real, fake in pairs]).mean()
 
 
 def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor, downscale: int = 1) -> torch.Tensor:

@@ -13,10 +13,11 @@ import inspect
 
 import torch
 from PIL import Image
+from torch import nn
 
 from .fast import CompiledGenerator
 from .hub import WEIGHTS_FILE, HubModule
-from .networks import PatchDiscriminator, ResnetGenerator
+from .networks import PatchDiscriminator, ResnetGenerator, build_discriminator
 from .translate import translate
 
 DISCRIMINATORS_FILE = "discriminators.safetensors"
@@ -42,7 +43,8 @@ class CycleGAN(HubModule):
         domain_a: name of domain A, e.g. "photo".
         domain_b: name of domain B, e.g. "monet".
         generator: keyword arguments of both `ResnetGenerator`s.
-        discriminator: keyword arguments of both `PatchDiscriminator`s.
+        discriminator: keyword arguments of both `PatchDiscriminator`s; a list as `n_layers`
+            makes each discriminator a `MultiPatchDiscriminator` with one member per entry.
         training_resolution: shorter side, in pixels, of the images the generators learned from
             (after resizing, before cropping); `translate(..., scale="training")` works at it.
             None when unknown.
@@ -76,8 +78,8 @@ class CycleGAN(HubModule):
             raise ValueError(f"generator: {error}") from None
         self.generator_ba = ResnetGenerator(**self.generator_config)
         self._fast: dict[str, CompiledGenerator] = {}  # filled by enable_fast_inference
-        self.discriminator_a: PatchDiscriminator | None = None
-        self.discriminator_b: PatchDiscriminator | None = None
+        self.discriminator_a: nn.Module | None = None
+        self.discriminator_b: nn.Module | None = None
         if with_discriminators:
             self.add_discriminators()
 
@@ -102,10 +104,10 @@ class CycleGAN(HubModule):
     def add_discriminators(self) -> None:
         """Create freshly initialised D_X (judges domain A) and D_Y (judges domain B)."""
         try:
-            self.discriminator_a = PatchDiscriminator(**self.discriminator_config)
+            self.discriminator_a = build_discriminator(**self.discriminator_config)
         except ValueError as error:
             raise ValueError(f"discriminator: {error}") from None
-        self.discriminator_b = PatchDiscriminator(**self.discriminator_config)
+        self.discriminator_b = build_discriminator(**self.discriminator_config)
         self.discriminator_a.to(next(self.generator_ab.parameters()).device)
         self.discriminator_b.to(next(self.generator_ab.parameters()).device)
 

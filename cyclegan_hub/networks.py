@@ -13,7 +13,7 @@ from torch import nn
 
 from .hub import HubModule
 
-NORMS = ("instance", "batch", "none")
+NORMS = ("instance", "batch", "layer", "none")
 PADDINGS = ("reflect", "replicate", "zeros")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 # How the generator doubles its resolution: the paper's transposed convs; nearest-neighbour resize
@@ -35,11 +35,15 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
-    """Instance norm without affine parameters, as in the paper; batch norm with them."""
+    """Instance norm without affine parameters, as in the paper; batch norm with them; layer norm
+    (one mean and spread over all channels and pixels, as in U-GAT-IT's generators) with a scale
+    and shift per channel, so that it can still weigh the channels."""
     if norm == "instance":
         return nn.InstanceNorm2d(channels)
     if norm == "batch":
         return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
     return nn.Identity()
 
 
@@ -281,3 +285,33 @@ class PatchDiscriminator(HubModule):
     def forward(self, x):
         """(B, in_channels, H, W) -> (B, 1, H', W') patch logits (30x30 for 256x256 inputs)."""
         return self.model(x)
+
+
+class MultiPatchDiscriminator(HubModule):
+    """Several PatchGANs judging the same image at different patch sizes, e.g. 70x70 and 142x142.
+
+    pix2pixHD (Wang et al. 2018) judges downscaled copies of the image with one architecture;
+    here every member sees the full-resolution image, so each can still see pixel-level patterns,
+    and only its receptive field differs. The losses average over the members' verdicts.
+
+    Args:
+        n_layers: the members' stride-2 conv layers, one entry per member (e.g. (3, 4)).
+        settings: every other `PatchDiscriminator` argument, shared by the members.
+    """
+
+    def __init__(self, n_layers: tuple[int, ...] | list[int] = (3, 4), **settings):
+        super().__init__()
+        if isinstance(n_layers, int) or len(n_layers) < 2:
+            raise ValueError(f"n_layers must list at least two layer counts, got {n_layers!r}")
+        self.members = nn.ModuleList(PatchDiscriminator(n_layers=n, **settings) for n in n_layers)
+
+    def forward(self, x) -> list[torch.Tensor]:
+        """(B, in_channels, H, W) -> each member's (B, 1, H', W') patch logits."""
+        return [member(x) for member in self.members]
+
+
+def build_discriminator(n_layers: int | list[int] = 3, **settings) -> PatchDiscriminator | MultiPatchDiscriminator:
+    """One PatchGAN for an int `n_layers`, a `MultiPatchDiscriminator` for a list of them."""
+    if isinstance(n_layers, int):
+        return PatchDiscriminator(n_layers=n_layers, **settings)
+    return MultiPatchDiscriminator(n_layers=n_layers, **settings)

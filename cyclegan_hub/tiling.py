@@ -1,7 +1,8 @@
 """Translate an image of any size in bounded memory: tiles that agree, because every instance
-norm uses the statistics of the whole image.
+(or layer) norm uses the statistics of the whole image.
 
-Instance normalisation scales each channel by its mean and spread over the image. Translating
+Instance normalisation scales each channel by its mean and spread over the image (layer
+normalisation all channels by theirs together). Translating
 tiles one by one gives every tile statistics of its own, and colour and contrast jump at the tile
 borders. Here the generator runs stage by stage, every tile through one stage before any tile
 starts the next. A stage is the local layers between two instance norms (convs, ReLUs,
@@ -96,12 +97,16 @@ def flat_layers(generator: ResnetGenerator) -> list:
     return [layer for part in parts for layer in flatten(part)] + [torch.tanh]
 
 
-def stages(generator: ResnetGenerator) -> list[tuple[nn.InstanceNorm2d | None, list]]:
-    """The layers split at the instance norms: (the norm a stage starts with, the layers after it
-    up to the next one's input); the first stage starts with none. Other norms are local layers."""
+# Norms whose statistics span the image; batch norm's running statistics are local layers.
+IMAGE_NORMS = (nn.InstanceNorm2d, nn.GroupNorm)
+
+
+def stages(generator: ResnetGenerator) -> list[tuple[nn.Module | None, list]]:
+    """The layers split at the instance or layer norms: (the norm a stage starts with, the layers
+    after it up to the next one's input); the first stage starts with none."""
     result = [(None, [])]
     for layer in flat_layers(generator):
-        if isinstance(layer, nn.InstanceNorm2d):
+        if isinstance(layer, IMAGE_NORMS):
             result.append((layer, []))
         else:
             result[-1][1].append(layer)
@@ -157,15 +162,27 @@ class WholeImageMoments:
         self.total = self.total + torch.cat(sums)
         self.squares = self.squares + torch.cat(squares)
 
-    def mean_and_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.total / self.count
-        return mean, (self.squares / self.count - mean.square()).clamp_min(0)
+    def mean_and_variance(self, groups: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per channel; with `groups`, those of each group of channels pooled (a group norm's),
+        repeated for every channel of the group."""
+        count, total, squares = self.count, self.total, self.squares
+        if groups is not None:
+            size = len(total) // groups
+            count *= size
+            total, squares = (value.view(groups, size).sum(1).repeat_interleave(size) for value in (total, squares))
+        mean = total / count
+        return mean, (squares / count - mean.square()).clamp_min(0)
 
 
-def normalise(x: torch.Tensor, norm: nn.InstanceNorm2d, statistics: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def normalise(x: torch.Tensor, norm: nn.Module, moments: WholeImageMoments) -> torch.Tensor:
     """What `norm` computes, with the whole image's mean and variance instead of the tile's."""
+    grouped = isinstance(norm, nn.GroupNorm)
+    statistics = moments.mean_and_variance(norm.num_groups if grouped else None)
     mean, variance = (value.to(x.dtype).view(1, -1, 1, 1) for value in statistics)
-    return x.sub_(mean).div_(torch.sqrt(variance + norm.eps))  # x was just read back: in place
+    x = x.sub_(mean).div_(torch.sqrt(variance + norm.eps))  # x was just read back: in place
+    if grouped:  # its per-channel scale and shift
+        x = x.mul_(norm.weight.view(1, -1, 1, 1)).add_(norm.bias.view(1, -1, 1, 1))
+    return x
 
 
 @torch.inference_mode()
@@ -217,23 +234,22 @@ def translate_tiled(
     output = np.empty((padded_h, padded_w, 3), dtype=np.uint8)
     all_stages = stages(generator)
     with tempfile.TemporaryDirectory(prefix="cyclegan-tiles-", dir=spill_dir) as folder:
-        spilled, statistics = SpilledTensors(folder), None
+        spilled, moments = SpilledTensors(folder), None
         for index, (norm, layers) in enumerate(all_stages):
             last = index == len(all_stages) - 1
-            moments = WholeImageMoments()
+            next_moments = WholeImageMoments()
             for number, tile in enumerate(grid):
                 name = str(number)
-                x = window_tensor(tile) if norm is None else normalise(spilled.take(name), norm, statistics)
+                x = window_tensor(tile) if norm is None else normalise(spilled.take(name), norm, moments)
                 x = run_layers(layers, x, spilled, name)
                 if last:
                     pixels = core_of(x, tile)[0].float().clamp(-1, 1).add(1).mul(127.5).round().byte()  # as tensor_to_pil
                     top, bottom, left, right = tile.core
                     output[top:bottom, left:right] = pixels.permute(1, 2, 0).cpu().numpy()
                 else:
-                    moments.add(core_of(x, tile))
+                    next_moments.add(core_of(x, tile))
                     spilled.put(name, x)
-            if not last:
-                statistics = moments.mean_and_variance()
+            moments = next_moments
     return output[:height, :width]
 
 

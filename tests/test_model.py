@@ -76,6 +76,17 @@ def test_spectral_norm_discriminators_round_trip(make_cyclegan, tmp_path):
     assert_same_outputs(outputs(full), outputs(model))
 
 
+def test_multi_patch_discriminators_round_trip(make_cyclegan, tmp_path):
+    model = make_cyclegan(discriminator={"ndf": 8, "n_layers": [2, 3]}, with_discriminators=True)
+    model.eval().save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["discriminator"] == {"ndf": 8, "n_layers": [2, 3]}
+    assert any(key.startswith("discriminator_a.members.1.") for key in load_file(tmp_path / DISCRIMINATORS_FILE))
+    full = CycleGAN.from_pretrained(tmp_path, load_discriminators=True)
+    assert [len(member.model) for member in full.discriminator_b.members] == [len(m.model) for m in model.discriminator_b.members]
+    for saved, loaded in zip(outputs(model)[2:], outputs(full)[2:]):
+        assert_same_outputs(saved, loaded)  # each discriminator's verdicts, member by member
+
+
 def test_generators_are_stored_apart_from_discriminators(make_cyclegan, tmp_path):
     model = make_cyclegan(with_discriminators=True)
     model.save_pretrained(tmp_path)

@@ -12,7 +12,16 @@ from torch import nn
 from cyclegan_hub import PatchDiscriminator, ResnetGenerator
 from cyclegan_hub.metrics import periodic_peak_ratio
 from cyclegan_hub.images import tensor_to_pil
-from cyclegan_hub.networks import DOWNSAMPLES, UPSAMPLES, BlurDownsample, BlurUpsample, init_weights
+from cyclegan_hub.networks import (
+    DOWNSAMPLES,
+    UPSAMPLES,
+    BlurDownsample,
+    BlurUpsample,
+    MultiPatchDiscriminator,
+    build_discriminator,
+    init_weights,
+    norm_layer,
+)
 
 
 def count(module: nn.Module) -> int:
@@ -46,7 +55,7 @@ def test_discriminator_gives_30x30_patch_logits_for_256_px():
 
 CONFIGS = [
     dict(norm=norm, padding=padding, dropout=dropout)
-    for norm, padding, dropout in itertools.product(("instance", "batch", "none"), ("reflect", "replicate", "zeros"), (0.0, 0.5))
+    for norm, padding, dropout in itertools.product(("instance", "batch", "layer", "none"), ("reflect", "replicate", "zeros"), (0.0, 0.5))
 ]
 
 
@@ -68,17 +77,30 @@ def test_generator_forward_and_backward(config):
             assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "none"])
 def test_generator_layers_follow_norm(norm):
     gen = ResnetGenerator(ngf=8, n_blocks=1, norm=norm)
     kinds = {type(m) for m in gen.modules()}
     assert (nn.InstanceNorm2d in kinds) == (norm == "instance")
     assert (nn.BatchNorm2d in kinds) == (norm == "batch")
+    assert (nn.GroupNorm in kinds) == (norm == "layer")
     # Instance norm has no affine parameters (paper); batch norm makes conv biases redundant.
     assert all(m.affine is False for m in gen.modules() if isinstance(m, nn.InstanceNorm2d))
     assert gen.head.bias is not None  # the output conv has no norm after it
     convs = [m for m in gen.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m is not gen.head]
     assert all((m.bias is None) == (norm == "batch") for m in convs)
+
+
+def test_layer_norm_shares_one_mean_and_spread_among_all_channels():
+    norm = norm_layer("layer", 3)
+    x = torch.randn(2, 3, 8, 8) + torch.tensor([0.0, 5.0, -5.0]).view(1, 3, 1, 1)
+    y = norm(x).detach()
+    assert torch.allclose(y.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)  # one mean per image ...
+    assert y.mean(dim=(2, 3))[:, 1].min() > 0.5 > -0.5 > y.mean(dim=(2, 3))[:, 2].max()  # ... so channels keep their offsets
+    louder = x.clone()
+    louder[:, 0] *= 10  # unlike instance norm, one channel's scale changes how every channel is normalised
+    assert not torch.allclose(norm(louder)[:, 1], y[:, 1])
+    assert norm.weight.shape == norm.bias.shape == (3,)  # a learnt scale and shift per channel
 
 
 @pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
@@ -119,7 +141,7 @@ def test_tiny_discriminator_forward_and_backward():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "none"])
 def test_discriminator_norms(norm):
     disc = PatchDiscriminator(ndf=8, n_layers=3, norm=norm).eval()
     with torch.no_grad():
@@ -143,6 +165,23 @@ def test_discriminator_patch_size(n_layers, side):
     # Without norm: instance norm would let every pixel reach every logit through the statistics.
     disc = PatchDiscriminator(ndf=4, n_layers=n_layers, norm="none")
     assert receptive_field_side(disc, 256) == side
+
+
+def test_multi_patch_discriminator_judges_at_each_patch_size():
+    disc = build_discriminator(n_layers=[3, 4], ndf=4, norm="none", init_gain=0.1)
+    assert isinstance(disc, MultiPatchDiscriminator) and isinstance(build_discriminator(n_layers=3), PatchDiscriminator)
+    assert [member.model[0].out_channels for member in disc.members] == [4, 4]  # shared settings reach every member
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    logits = disc(x)
+    # Each member is the PatchGAN its entry names, seeing the full-resolution image.
+    assert [tuple(l.shape) for l in logits] == [(2, 1, 30, 30), (2, 1, 14, 14)]
+    for member, member_logits, side in zip(disc.members, logits, (70, 142)):
+        assert torch.equal(member(x), member_logits)
+        assert receptive_field_side(member, 256) == side
+    sum(l.mean() for l in logits).backward()
+    assert all(p.grad is not None for p in disc.parameters())
+    with pytest.raises(ValueError, match=r"n_layers must list at least two layer counts, got \[3\]"):
+        MultiPatchDiscriminator(n_layers=[3])
 
 
 def test_spectral_norm_bounds_every_discriminator_conv():
@@ -321,7 +360,7 @@ def test_init_weights_rejects_unknown_type():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(norm="foo"), r"norm must be one of \['batch', 'instance', 'none'\], got 'foo'"),
+        (dict(norm="foo"), r"norm must be one of \['batch', 'instance', 'layer', 'none'\], got 'foo'"),
         (dict(padding="x"), r"padding must be one of \['reflect', 'replicate', 'zeros'\], got 'x'"),
         (dict(ngf=0), r"ngf must be a positive integer, got 0"),
         (dict(ngf=2.5), r"ngf must be a positive integer, got 2.5"),
@@ -343,7 +382,7 @@ def test_generator_rejects_bad_arguments(kwargs, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(norm="layer"), r"norm must be one of .* got 'layer'"),
+        (dict(norm="group"), r"norm must be one of .* got 'group'"),
         (dict(n_layers=0), r"n_layers must be a positive integer, got 0"),
         (dict(init_type="zeros"), r"init_type must be one of"),
         (dict(downsample="avg"), r"downsample must be one of \['antialias', 'stride'\], got 'avg'"),

@@ -17,7 +17,7 @@ from cyclegan_hub.config import parse_args
 from cyclegan_hub.networks import BlurDownsample
 from cyclegan_hub.export_onnx import export_generator
 
-OPTIONS = [dict(upsample="resize"), dict(upsample="antialias", downsample="antialias")]
+OPTIONS = [dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"), dict(norm="layer")]
 
 
 def pair(options) -> CycleGAN:
@@ -69,3 +69,16 @@ def test_discriminators_can_downsample_apart_from_the_generators(flags, blur_in_
     model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
     assert blurs(model.generator_ab) == blur_in_g
     assert blurs(model.discriminator_a) == blurs(model.discriminator_b) == blur_in_d
+
+
+@pytest.mark.parametrize(
+    "flags, norm_in_g, norm_in_d",
+    [([], torch.nn.InstanceNorm2d, torch.nn.InstanceNorm2d), (["--norm_g", "layer"], torch.nn.GroupNorm, torch.nn.InstanceNorm2d),
+     (["--norm", "batch", "--norm_g", "instance"], torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d)],
+)
+def test_generators_can_normalise_apart_from_the_discriminators(flags, norm_in_g, norm_in_d):
+    config = parse_args(["--dataset", "unused", "--output_dir", "unused", "--ngf", "4", "--ndf", "4", *flags])
+    model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
+    norms = (torch.nn.InstanceNorm2d, torch.nn.GroupNorm, torch.nn.BatchNorm2d)
+    assert {type(m) for m in model.generator_ab.modules() if isinstance(m, norms)} == {norm_in_g}
+    assert {type(m) for m in model.discriminator_b.modules() if isinstance(m, norms)} == {norm_in_d}

@@ -34,8 +34,11 @@ def naive_tiles(generator, image: np.ndarray, size: int) -> np.ndarray:
 
 LAYOUTS = pytest.mark.parametrize(
     "options",
-    [dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"), dict(norm="none", n_blocks=3)],
-    ids=["paper", "antialias", "resize", "batch-norm", "no-norm"],
+    [
+        dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
+        dict(norm="layer"), dict(norm="none", n_blocks=3),
+    ],
+    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm"],
 )
 
 

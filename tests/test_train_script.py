@@ -169,7 +169,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
-        "--spectral_norm_d", "--n_layers_d", 2,
+        "--spectral_norm_d", "--n_layers_d", 2, 3,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -201,10 +201,10 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
     assert "| `diffaugment_policy` | `translation,cutout` |" in card
-    assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2` |" in card
+    assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
-    assert trained.config["discriminator"] == {"ndf": 8, "n_layers": 2, "norm": "instance", "downsample": "stride", "spectral_norm": True}
-    assert nn.utils.parametrize.is_parametrized(trained.discriminator_a.model[0], "weight")
+    assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
+    assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
 
 
 # --- several processes -------------------------------------------------------------------------
@@ -243,7 +243,9 @@ save_file(tensors, f"{record}/rank{rank}.safetensors", metadata={"inputs": input
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("discriminator_flags", [[], ["--spectral_norm_d"]], ids=["paper", "spectral norm"])
+@pytest.mark.parametrize(
+    "discriminator_flags", [[], ["--spectral_norm_d"], ["--n_layers_d", 2, 3]], ids=["paper", "spectral norm", "two patch sizes"]
+)
 def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path, discriminator_flags):
     """`accelerate launch --multi_gpu --num_processes 2` on the CPU: two gloo DDP processes.
 
@@ -437,7 +439,8 @@ def bad_runs(layouts, tmp_path):
         "not a number": ([*base, "--lr", "fast"], 2, "argument --lr: invalid float value: 'fast'"),
         "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
         "negative noise": ([*base, "--cycle_noise", -0.1], 2, "--cycle_noise must be >= 0, got -0.1"),
-        "no discriminator layers": ([*base, "--n_layers_d", 0], 2, "--n_layers_d must be >= 1, got 0"),
+        "no discriminator layers": ([*base, "--n_layers_d", 4, 0], 2, "--n_layers_d must be >= 1, got 0"),
+        "one patch size twice": ([*base, "--n_layers_d", 3, 3], 2, "--n_layers_d needs distinct values, got [3, 3]"),
         "unknown augmentation": (
             [*base, "--diffaugment", "--diffaugment_policy", "color,blur"], 2, "unknown DiffAugment transform(s) ['blur']"
         ),

@@ -536,6 +536,19 @@ def test_discriminator_losses():
             generator_adversarial_loss(LOGITS, bad)
 
 
+@pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla", "hinge"])
+def test_losses_average_over_a_multi_patch_discriminators_members(gan_mode):
+    other_real, other_fake = torch.tensor([1.0, -3.0, 0.25]), torch.tensor([0.5, -1.0, 2.0])
+    assert generator_adversarial_loss([LOGITS, other_fake], gan_mode).item() == pytest.approx(
+        (generator_adversarial_loss(LOGITS, gan_mode).item() + generator_adversarial_loss(other_fake, gan_mode).item()) / 2
+    )
+    assert discriminator_loss([REAL, other_real], [FAKE, other_fake], gan_mode).item() == pytest.approx(
+        (discriminator_loss(REAL, FAKE, gan_mode).item() + discriminator_loss(other_real, other_fake, gan_mode).item()) / 2
+    )
+    with pytest.raises(ValueError):  # verdicts of two PatchGANs on real images, of one on fakes
+        discriminator_loss([REAL, other_real], [FAKE], gan_mode)
+
+
 def test_cycle_and_identity_losses():
     x = torch.tensor([[0.0, 1.0], [-1.0, 0.5]])
     y = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
