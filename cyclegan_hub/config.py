@@ -153,8 +153,8 @@ class TrainConfig(DataOptions):
 
     def discriminator_kwargs(self) -> dict:
         return dict(
-            ndf=self.ndf, n_layers=self.n_layers_d[0] if len(self.n_layers_d) == 1 else list(self.n_layers_d), norm=self.norm, downsample=self.downsample_d or self.downsample,
-            spectral_norm=self.spectral_norm_d,
+            ndf=self.ndf, n_layers=self.n_layers_d[0] if len(self.n_layers_d) == 1 else list(self.n_layers_d),
+            norm=self.norm, downsample=self.downsample_d or self.downsample, spectral_norm=self.spectral_norm_d,
         )
 
 

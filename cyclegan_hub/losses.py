@@ -13,7 +13,7 @@ def _check_gan_mode(gan_mode: str) -> None:
         raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
 
 
-def verdicts(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+def _verdicts(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     """A discriminator's output as a list: one tensor of patch logits per PatchGAN it holds."""
     return logits if isinstance(logits, list) else [logits]
 
@@ -41,7 +41,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor | list[torch.Tensor], g
     Given several PatchGANs' logits (a `MultiPatchDiscriminator`), the mean of their losses, so
     the adversarial term keeps its weight against the cycle loss."""
     _check_gan_mode(gan_mode)
-    return torch.stack([_fooling_loss(fake, gan_mode) for fake in verdicts(fake_logits)]).mean()
+    return torch.stack([_fooling_loss(fake, gan_mode) for fake in _verdicts(fake_logits)]).mean()
 
 
 def discriminator_loss(real_logits, fake_logits, gan_mode: str = "lsgan") -> torch.Tensor:
@@ -49,7 +49,7 @@ def discriminator_loss(real_logits, fake_logits, gan_mode: str = "lsgan") -> tor
 
     Given several PatchGANs' logits (lists, member by member), the mean over the members."""
     _check_gan_mode(gan_mode)
-    pairs = zip(verdicts(real_logits), verdicts(fake_logits), strict=True)
+    pairs = zip(_verdicts(real_logits), _verdicts(fake_logits), strict=True)
     return torch.stack([_judging_loss(real, fake, gan_mode) for real, fake in pairs]).mean()
 
 
