@@ -48,6 +48,22 @@ def run_seed(accelerator: Accelerator, cfg: TrainConfig, resume_path: Path | Non
     return broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
 
 
+def check_same_networks(cfg: TrainConfig, resume_path: Path, saved: dict) -> None:
+    """Resuming goes on training the checkpoint's networks: flags that ask for other ones are a
+    mistake to report, not a wish to drop without a word (the card would list them)."""
+    asked = {"generator": cfg.generator_kwargs(), "discriminator": cfg.discriminator_kwargs()}
+    differences = [
+        f"{network} {key} {saved[network][key]!r} where the flags ask for {value!r}"
+        for network, settings in asked.items()
+        for key, value in settings.items()
+        if key in saved.get(network, {}) and saved[network][key] != value  # older checkpoints lack newer keys
+    ]
+    if differences:
+        raise CheckpointError(
+            f"{resume_path} has {'; '.join(differences)}: resume with the flags it was trained with, or start a new --output_dir"
+        )
+
+
 def build_model(cfg: TrainConfig, resume_path: Path | None) -> CycleGAN:
     """A fresh pair with discriminators; on resume, the architecture comes from the checkpoint."""
     if resume_path is not None:
@@ -120,6 +136,8 @@ def main(cfg: TrainConfig) -> Path:
         torch.backends.cudnn.benchmark = True  # one crop size for the whole run: time the convolution algorithms once
     output_dir = Path(cfg.output_dir)
     resume_path = resolve_resume(output_dir, cfg.resume_from_checkpoint)
+    if resume_path is not None:
+        check_same_networks(cfg, resume_path, read_state(resume_path)["model_config"])
     cfg = dataclasses.replace(cfg, seed=run_seed(accelerator, cfg, resume_path))
     # One shuffle for all processes (each takes its own slice); model init may differ, DDP broadcasts rank 0's.
     accelerator.dataloader_config = DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed)

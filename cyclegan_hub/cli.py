@@ -34,10 +34,15 @@ def out_of_range(config) -> list[str]:
 
 
 def flag_values(config) -> dict:
-    """Every field of a dataclass of options as typed after its flag (a list flag's entries
-    space-separated): plain values that experiment trackers accept."""
-    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    return {name: " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value for name, value in values.items()}
+    """Every field of a dataclass of options as typed after its flag: plain values that experiment
+    trackers accept (a list flag's one value as itself, several space-separated)."""
+
+    def as_typed(value):
+        if not isinstance(value, (list, tuple)):
+            return value
+        return value[0] if len(value) == 1 else " ".join(map(str, value))
+
+    return {f.name: as_typed(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
 def card_values(config) -> dict:

@@ -15,7 +15,7 @@ from .cli import DefaultsHelpFormatter, add_flags, option, out_of_range
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
-from .networks import DOWNSAMPLES, NORMS, UPSAMPLES
+from .networks import DOWNSAMPLES, NORMS, UPSAMPLES, check_layer_counts
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TrainConfig(DataOptions):
         (3,), "stride-2 conv layers in the discriminators: 3 gives the paper's 70x70 patches, 4 142x142; "
         "several values give each domain one discriminator per value, their losses averaged", minimum=1
     )
-    norm: str = option("instance", "normalisation layer", NORMS)
+    norm: str = option("instance", "normalisation layer of the discriminators, and of the generators unless --norm_g", NORMS)
     norm_g: str | None = option(
         None, "normalisation in the generators alone, e.g. layer: one mean and spread shared by all "
         "channels instead of one per channel (default: --norm)", NORMS
@@ -108,8 +108,11 @@ class TrainConfig(DataOptions):
         # argparse gives a list; in Python a bare int is one value
         self.n_layers_d = (self.n_layers_d,) if isinstance(self.n_layers_d, int) else tuple(self.n_layers_d)
         problems = out_of_range(self)
-        if not self.n_layers_d or len(set(self.n_layers_d)) < len(self.n_layers_d):
-            problems.append(f"--n_layers_d needs distinct values, got {list(self.n_layers_d)}")
+        if len(self.n_layers_d) != 1:
+            try:
+                check_layer_counts(list(self.n_layers_d))
+            except ValueError as error:
+                problems.append(f"--n_layers_d: {error}")
         if self.preprocess != "none" and self.crop_size > self.load_size:
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -8,14 +8,14 @@ import torch.nn.functional as F
 GAN_MODES = ("lsgan", "vanilla", "hinge")
 
 
-def _check_gan_mode(gan_mode: str) -> None:
+def check_gan_mode(gan_mode: str) -> None:
     if gan_mode not in GAN_MODES:
         raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
 
 
 def _verdicts(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     """A discriminator's output as a list: one tensor of patch logits per PatchGAN it holds."""
-    return logits if isinstance(logits, list) else [logits]
+    return list(logits) if isinstance(logits, (list, tuple)) else [logits]
 
 
 def _fooling_loss(fake: torch.Tensor, gan_mode: str) -> torch.Tensor:
@@ -40,15 +40,17 @@ def generator_adversarial_loss(fake_logits: torch.Tensor | list[torch.Tensor], g
 
     Given several PatchGANs' logits (a `MultiPatchDiscriminator`), the mean of their losses, so
     the adversarial term keeps its weight against the cycle loss."""
-    _check_gan_mode(gan_mode)
+    check_gan_mode(gan_mode)
     return torch.stack([_fooling_loss(fake, gan_mode) for fake in _verdicts(fake_logits)]).mean()
 
 
-def discriminator_loss(real_logits, fake_logits, gan_mode: str = "lsgan") -> torch.Tensor:
+def discriminator_loss(
+    real_logits: torch.Tensor | list[torch.Tensor], fake_logits: torch.Tensor | list[torch.Tensor], gan_mode: str = "lsgan"
+) -> torch.Tensor:
     """What D minimises, halved as in the paper to slow D down: (loss on real + loss on fake) / 2.
 
     Given several PatchGANs' logits (lists, member by member), the mean over the members."""
-    _check_gan_mode(gan_mode)
+    check_gan_mode(gan_mode)
     pairs = zip(_verdicts(real_logits), _verdicts(fake_logits), strict=True)
     return torch.stack([_judging_loss(real, fake, gan_mode) for real, fake in pairs]).mean()
 

@@ -168,7 +168,7 @@ class ResnetGenerator(HubModule):
         out_channels: channels of the output image.
         ngf: filters of the first conv; the widest layers have 4 * ngf.
         n_blocks: residual blocks (9 for 256 px, 6 for 128 px in the paper).
-        norm: "instance" (paper), "batch" or "none".
+        norm: "instance" (paper), "batch", "layer" or "none".
         dropout: dropout probability inside the residual blocks (0 in the paper).
         padding: padding of the 7x7 and residual convs: "reflect" (paper), "replicate" or "zeros".
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
@@ -229,7 +229,7 @@ class PatchDiscriminator(HubModule):
         in_channels: channels of the judged image.
         ndf: filters of the first conv.
         n_layers: stride-2 conv layers (3 gives 70x70 receptive fields).
-        norm: "instance" (paper), "batch" or "none"; never on the first layer.
+        norm: "instance" (paper), "batch", "layer" or "none"; never on the first layer.
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
         init_gain: standard deviation / gain of the initialisation.
         downsample: "stride" (paper) or "antialias": each stride-2 conv runs at stride 1 and a
@@ -287,7 +287,14 @@ class PatchDiscriminator(HubModule):
         return self.model(x)
 
 
-class MultiPatchDiscriminator(HubModule):
+def check_layer_counts(n_layers) -> None:
+    """A `MultiPatchDiscriminator`'s `n_layers`: two or more different counts (a repeat would be a
+    second discriminator judging exactly as the first)."""
+    if not isinstance(n_layers, (list, tuple)) or len(n_layers) < 2 or len(set(n_layers)) < len(n_layers):
+        raise ValueError(f"n_layers must list at least two different layer counts, got {n_layers!r}")
+
+
+class MultiPatchDiscriminator(nn.Module):
     """Several PatchGANs judging the same image at different patch sizes, e.g. 70x70 and 142x142.
 
     pix2pixHD (Wang et al. 2018) judges downscaled copies of the image with one architecture;
@@ -295,14 +302,13 @@ class MultiPatchDiscriminator(HubModule):
     and only its receptive field differs. The losses average over the members' verdicts.
 
     Args:
-        n_layers: the members' stride-2 conv layers, one entry per member (e.g. (3, 4)).
+        n_layers: the members' stride-2 conv layers, one distinct entry per member (e.g. (3, 4)).
         settings: every other `PatchDiscriminator` argument, shared by the members.
     """
 
     def __init__(self, n_layers: tuple[int, ...] | list[int] = (3, 4), **settings):
         super().__init__()
-        if isinstance(n_layers, int) or len(n_layers) < 2:
-            raise ValueError(f"n_layers must list at least two layer counts, got {n_layers!r}")
+        check_layer_counts(n_layers)
         self.members = nn.ModuleList(PatchDiscriminator(n_layers=n, **settings) for n in n_layers)
 
     def forward(self, x) -> list[torch.Tensor]:
@@ -311,7 +317,9 @@ class MultiPatchDiscriminator(HubModule):
 
 
 def build_discriminator(n_layers: int | list[int] = 3, **settings) -> PatchDiscriminator | MultiPatchDiscriminator:
-    """One PatchGAN for an int `n_layers`, a `MultiPatchDiscriminator` for a list of them."""
-    if isinstance(n_layers, int):
-        return PatchDiscriminator(n_layers=n_layers, **settings)
-    return MultiPatchDiscriminator(n_layers=n_layers, **settings)
+    """A `MultiPatchDiscriminator` for a list of several layer counts, else one PatchGAN."""
+    if isinstance(n_layers, (list, tuple)):
+        if len(n_layers) != 1:
+            return MultiPatchDiscriminator(n_layers=n_layers, **settings)
+        (n_layers,) = n_layers
+    return PatchDiscriminator(n_layers=n_layers, **settings)

@@ -5,7 +5,7 @@ Instance normalisation scales each channel by its mean and spread over the image
 normalisation all channels by theirs together). Translating
 tiles one by one gives every tile statistics of its own, and colour and contrast jump at the tile
 borders. Here the generator runs stage by stage, every tile through one stage before any tile
-starts the next. A stage is the local layers between two instance norms (convs, ReLUs,
+starts the next. A stage is the local layers between two such norms (convs, ReLUs,
 resampling, a residual block's skip connection). Each tile runs its window, the tile grown by the
 generator's receptive field, so that the tile's core sees the context it has in the whole image.
 After a stage, the core of each tile adds its share of the next norm's input sum and sum of
@@ -174,13 +174,16 @@ class WholeImageMoments:
         return mean, (squares / count - mean.square()).clamp_min(0)
 
 
-def normalise(x: torch.Tensor, norm: nn.Module, moments: WholeImageMoments) -> torch.Tensor:
+def whole_image_statistics(norm: nn.Module, moments: WholeImageMoments) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and variance `norm` would use on the whole image."""
+    return moments.mean_and_variance(norm.num_groups if isinstance(norm, nn.GroupNorm) else None)
+
+
+def normalise(x: torch.Tensor, norm: nn.Module, statistics: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """What `norm` computes, with the whole image's mean and variance instead of the tile's."""
-    grouped = isinstance(norm, nn.GroupNorm)
-    statistics = moments.mean_and_variance(norm.num_groups if grouped else None)
     mean, variance = (value.to(x.dtype).view(1, -1, 1, 1) for value in statistics)
     x = x.sub_(mean).div_(torch.sqrt(variance + norm.eps))  # x was just read back: in place
-    if grouped:  # its per-channel scale and shift
+    if norm.affine and isinstance(norm, nn.GroupNorm):  # its per-channel scale and shift
         x = x.mul_(norm.weight.view(1, -1, 1, 1)).add_(norm.bias.view(1, -1, 1, 1))
     return x
 
@@ -234,22 +237,23 @@ def translate_tiled(
     output = np.empty((padded_h, padded_w, 3), dtype=np.uint8)
     all_stages = stages(generator)
     with tempfile.TemporaryDirectory(prefix="cyclegan-tiles-", dir=spill_dir) as folder:
-        spilled, moments = SpilledTensors(folder), None
+        spilled, statistics = SpilledTensors(folder), None
         for index, (norm, layers) in enumerate(all_stages):
             last = index == len(all_stages) - 1
-            next_moments = WholeImageMoments()
+            moments = WholeImageMoments()
             for number, tile in enumerate(grid):
                 name = str(number)
-                x = window_tensor(tile) if norm is None else normalise(spilled.take(name), norm, moments)
+                x = window_tensor(tile) if norm is None else normalise(spilled.take(name), norm, statistics)
                 x = run_layers(layers, x, spilled, name)
                 if last:
                     pixels = core_of(x, tile)[0].float().clamp(-1, 1).add(1).mul(127.5).round().byte()  # as tensor_to_pil
                     top, bottom, left, right = tile.core
                     output[top:bottom, left:right] = pixels.permute(1, 2, 0).cpu().numpy()
                 else:
-                    next_moments.add(core_of(x, tile))
+                    moments.add(core_of(x, tile))
                     spilled.put(name, x)
-            moments = next_moments
+            if not last:
+                statistics = whole_image_statistics(all_stages[index + 1][0], moments)
     return output[:height, :width]
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .image_pool import ImagePool
-from .losses import GAN_MODES, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
 
 LOSS_NAMES = (
     "loss_g",
@@ -98,8 +98,7 @@ class CycleGANStep:
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
-        if gan_mode not in GAN_MODES:
-            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {gan_mode!r}")
+        check_gan_mode(gan_mode)
         self.generator_ab, self.generator_ba = generator_ab, generator_ba
         self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d

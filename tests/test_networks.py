@@ -178,10 +178,20 @@ def test_multi_patch_discriminator_judges_at_each_patch_size():
     for member, member_logits, side in zip(disc.members, logits, (70, 142)):
         assert torch.equal(member(x), member_logits)
         assert receptive_field_side(member, 256) == side
+    disc.zero_grad(set_to_none=True)  # the receptive fields above ran backward passes of their own
     sum(l.mean() for l in logits).backward()
     assert all(p.grad is not None for p in disc.parameters())
-    with pytest.raises(ValueError, match=r"n_layers must list at least two layer counts, got \[3\]"):
-        MultiPatchDiscriminator(n_layers=[3])
+    for layer_counts in ([3], [3, 3], 3):
+        with pytest.raises(ValueError, match=r"n_layers must list at least two different layer counts"):
+            MultiPatchDiscriminator(n_layers=layer_counts)
+
+
+def test_build_discriminator_gives_one_patchgan_unless_several_layer_counts():
+    assert isinstance(build_discriminator(n_layers=[3], ndf=4), PatchDiscriminator)  # one value: the paper's layout
+    assert isinstance(build_discriminator(ndf=4), PatchDiscriminator)
+    for bad in (3.0, None, "3"):  # e.g. a hand-edited config.json
+        with pytest.raises(ValueError, match=r"n_layers must be a positive integer"):
+            build_discriminator(n_layers=bad, ndf=4)
 
 
 def test_spectral_norm_bounds_every_discriminator_conv():

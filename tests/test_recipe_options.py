@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
 from cyclegan_hub import CycleGAN
+from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import parse_args
 from cyclegan_hub.networks import BlurDownsample
 from cyclegan_hub.export_onnx import export_generator
@@ -36,7 +37,8 @@ def test_options_survive_saving_and_every_inference_path(options, tmp_path):
     for key, value in options.items():
         assert config["generator"][key] == value
     loaded = CycleGAN.from_pretrained(tmp_path / "model", load_discriminators=True)
-    assert loaded.generator_ab.up[0].resample.__class__ is model.generator_ab.up[0].resample.__class__
+    assert [type(m) for m in loaded.generator_ab.modules()] == [type(m) for m in model.generator_ab.modules()]
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in loaded.modules()) == (options.get("norm") == "layer")
     assert loaded.discriminator_config == model.discriminator_config
     assert torch.equal(loaded.discriminator_a.model[0].weight, model.discriminator_a.model[0].weight)
 
@@ -69,6 +71,14 @@ def test_discriminators_can_downsample_apart_from_the_generators(flags, blur_in_
     model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
     assert blurs(model.generator_ab) == blur_in_g
     assert blurs(model.discriminator_a) == blurs(model.discriminator_b) == blur_in_d
+
+
+def test_one_patch_size_is_stored_as_the_papers_single_discriminator():
+    config = parse_args(["--dataset", "unused", "--n_layers_d", "4"])
+    assert config.discriminator_kwargs()["n_layers"] == 4  # an int in config.json, as before list flags
+    assert card_values(config)["n_layers_d"] == 4 and flag_values(config)["n_layers_d"] == 4
+    several = parse_args(["--dataset", "unused", "--n_layers_d", "3", "4"])
+    assert several.discriminator_kwargs()["n_layers"] == [3, 4] and card_values(several)["n_layers_d"] == "3 4"
 
 
 @pytest.mark.parametrize(

@@ -399,6 +399,17 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
         assert_same_tensors(unbroken / "model" / name, copied / "model" / name)
     assert checkpoints(copied) == {"checkpoint-4", "checkpoint-8"}
 
+    # Resuming with flags for other networks stops with one line and leaves the checkpoints alone.
+    before = {p: p.stat().st_mtime_ns for p in copied.rglob("*")}
+    other = [*common, "--output_dir", copied, "--n_layers_d", 2, 3, "--norm_g", "layer", "--resume_from_checkpoint", "latest"]
+    refused = run_script(other, env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"train_accelerate.py: error: {copied / 'checkpoint-8'} has generator norm 'instance' where the flags ask for 'layer'; "
+        "discriminator n_layers 3 where the flags ask for [2, 3]: resume with the flags it was trained with, or start a new --output_dir"
+    )
+    assert {p: p.stat().st_mtime_ns for p in copied.rglob("*")} == before
+
 
 def assert_saves_the_average(output_dir: Path) -> None:
     """The saved model holds the generators' moving average; the last checkpoint holds it and the raw weights."""
@@ -440,7 +451,9 @@ def bad_runs(layouts, tmp_path):
         "negative learning rate": ([*base, "--lr_d", -1e-4], 2, "--lr_d must be > 0, got -0.0001"),
         "negative noise": ([*base, "--cycle_noise", -0.1], 2, "--cycle_noise must be >= 0, got -0.1"),
         "no discriminator layers": ([*base, "--n_layers_d", 4, 0], 2, "--n_layers_d must be >= 1, got 0"),
-        "one patch size twice": ([*base, "--n_layers_d", 3, 3], 2, "--n_layers_d needs distinct values, got [3, 3]"),
+        "one patch size twice": (
+            [*base, "--n_layers_d", 3, 3], 2, "--n_layers_d: n_layers must list at least two different layer counts, got [3, 3]"
+        ),
         "unknown augmentation": (
             [*base, "--diffaugment", "--diffaugment_policy", "color,blur"], 2, "unknown DiffAugment transform(s) ['blur']"
         ),
