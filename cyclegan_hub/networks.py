@@ -36,8 +36,8 @@ def _check_choice(name: str, value, choices) -> None:
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
     """Instance norm without affine parameters, as in the paper; batch norm with them; layer norm
-    (one mean and spread over all channels and pixels, the layer-norm half of U-GAT-IT's AdaLIN) with a scale
-    and shift per channel, so that it can still weigh the channels."""
+    (one mean and spread over all channels and pixels, the layer-norm half of U-GAT-IT's AdaLIN)
+    with a scale and shift per channel, so that it can still weigh the channels."""
     if norm == "instance":
         return nn.InstanceNorm2d(channels)
     if norm == "batch":
