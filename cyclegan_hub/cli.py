@@ -33,15 +33,16 @@ def out_of_range(config) -> list[str]:
     return problems
 
 
+def as_typed(value):
+    """A value as typed after its flag: a list flag's one value as itself, several space-separated."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    return value[0] if len(value) == 1 else " ".join(map(str, value))
+
+
 def flag_values(config) -> dict:
     """Every field of a dataclass of options as typed after its flag: plain values that experiment
-    trackers accept (a list flag's one value as itself, several space-separated)."""
-
-    def as_typed(value):
-        if not isinstance(value, (list, tuple)):
-            return value
-        return value[0] if len(value) == 1 else " ".join(map(str, value))
-
+    trackers accept."""
     return {f.name: as_typed(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
@@ -59,7 +60,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "(default:" in (action.help or ""):
             return action.help
         if action.nargs == "+" and isinstance(action.default, (list, tuple)):  # as typed: "3 4", not "(3, 4)"
-            return f"{action.help} (default: {' '.join(map(str, action.default))})"
+            return f"{action.help} (default: {as_typed(action.default)})"
         return super()._get_help_string(action)
 
 
