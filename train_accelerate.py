@@ -39,12 +39,12 @@ logger = get_logger(__name__)
 SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
 
 
-def run_seed(accelerator: Accelerator, cfg: TrainConfig, resume_path: Path | None) -> int:
-    """--seed, else the seed of the run being resumed, else one drawn on rank 0 and shared."""
+def run_seed(accelerator: Accelerator, cfg: TrainConfig, resumed_state: dict | None) -> int:
+    """--seed, else the seed of the run being resumed (its trainer state), else one drawn on rank 0 and shared."""
     if cfg.seed is not None:
         return cfg.seed
-    if resume_path is not None:
-        return read_state(resume_path)["seed"]
+    if resumed_state is not None:
+        return resumed_state["seed"]
     return broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
 
 
@@ -64,10 +64,11 @@ def check_same_networks(cfg: TrainConfig, resume_path: Path, saved: dict) -> Non
         )
 
 
-def build_model(cfg: TrainConfig, resume_path: Path | None) -> CycleGAN:
-    """A fresh pair with discriminators; on resume, the architecture comes from the checkpoint."""
-    if resume_path is not None:
-        config = read_state(resume_path)["model_config"]
+def build_model(cfg: TrainConfig, resumed_config: dict | None) -> CycleGAN:
+    """A fresh pair with discriminators; on resume, the architecture comes from the checkpoint's
+    model config (`resumed_config`)."""
+    if resumed_config is not None:
+        config = dict(resumed_config)
         config.setdefault("training_resolution", cfg.training_resolution())  # checkpoints from before the field
         return CycleGAN(**config, with_discriminators=True)
     return CycleGAN(
@@ -136,9 +137,11 @@ def main(cfg: TrainConfig) -> Path:
         torch.backends.cudnn.benchmark = True  # one crop size for the whole run: time the convolution algorithms once
     output_dir = Path(cfg.output_dir)
     resume_path = resolve_resume(output_dir, cfg.resume_from_checkpoint)
-    if resume_path is not None:
-        check_same_networks(cfg, resume_path, read_state(resume_path)["model_config"])
-    cfg = dataclasses.replace(cfg, seed=run_seed(accelerator, cfg, resume_path))
+    resumed_state = None if resume_path is None else read_state(resume_path)  # read once: seed and networks
+    resumed_config = None if resumed_state is None else resumed_state["model_config"]
+    if resumed_config is not None:
+        check_same_networks(cfg, resume_path, resumed_config)
+    cfg = dataclasses.replace(cfg, seed=run_seed(accelerator, cfg, resumed_state))
     # One shuffle for all processes (each takes its own slice); model init may differ, DDP broadcasts rank 0's.
     accelerator.dataloader_config = DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed)
     set_seed(cfg.seed, device_specific=True)
@@ -162,7 +165,7 @@ def main(cfg: TrainConfig) -> Path:
     samples = tuple(torch.stack([pil_to_tensor(i) for i in resize_square(images[:count], cfg.crop_size)]) for images in held_out)
 
     # Networks and optimizers: one Adam for G and F, one for D_X and D_Y (section 4).
-    model = build_model(cfg, resume_path)
+    model = build_model(cfg, resumed_config)
     optimizer_g = adam([model.generator_ab, model.generator_ba], cfg.lr, (cfg.beta1, 0.999))
     lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
     optimizer_d = adam([model.discriminator_a, model.discriminator_b], lr_d, (cfg.beta1, 0.999))
