@@ -185,7 +185,7 @@ def main(cfg: TrainConfig) -> Path:
         pool_size=cfg.pool_size,
         cycle_noise=cfg.cycle_noise,
         cycle_downscale=cfg.cycle_downscale,
-        augment=None if policy is None else functools.partial(diff_augment, policy=policy),
+        augment=None if policy is None else functools.partial(diff_augment, policy=policy, probability=cfg.diffaugment_p),
         accelerator=accelerator,
     )
     pools = {"pool_a": train_step.pool_a, "pool_b": train_step.pool_b}

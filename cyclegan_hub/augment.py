@@ -6,6 +6,11 @@ every image a discriminator sees, real and generated, in its own update and in t
 adversarial term: D cannot learn the augmentations as a feature of either domain, and the
 gradients reach the generator through them. The default policy is the paper's "color,
 translation, cutout" for small data sets; each call draws new parameters for every image.
+
+A probability below 1 applies each transform to each image only that often, as ADA does (Karras
+et al. 2020, "Training Generative Adversarial Networks with Limited Data"): the rest of the time a
+discriminator sees images as they are, e.g. their true brightness and palette, which the colour
+transform's draws otherwise cover.
 """
 
 from __future__ import annotations
@@ -58,10 +63,17 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 TRANSFORMS = {"color": colour, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(images: torch.Tensor, policy: tuple[str, ...] = tuple(TRANSFORMS)) -> torch.Tensor:
-    """(B, C, H, W) images in [-1, 1] -> the same shape, through the policy's transforms in order."""
+def diff_augment(images: torch.Tensor, policy: tuple[str, ...] = tuple(TRANSFORMS), probability: float = 1.0) -> torch.Tensor:
+    """(B, C, H, W) images in [-1, 1] -> the same shape, through the policy's transforms in order.
+
+    `probability`: the chance that each transform is applied to each image, drawn independently.
+    """
     for name in policy:
-        images = TRANSFORMS[name](images)
+        transformed = TRANSFORMS[name](images)
+        if probability < 1:  # at 1 nothing is drawn, so the random stream stays DiffAugment's own
+            chosen = torch.rand(images.shape[0], 1, 1, 1, device=images.device) < probability
+            transformed = torch.where(chosen, transformed, images)
+        images = transformed
     return images
 
 

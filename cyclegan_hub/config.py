@@ -71,6 +71,9 @@ class TrainConfig(DataOptions):
         None, "DiffAugment's transforms, comma-separated, from color, translation, cutout "
         "(default: all three, the DiffAugment paper's policy for small data sets)"
     )
+    diffaugment_p: float = option(
+        1.0, "the chance that each DiffAugment transform is applied to each image (ADA's p; 1: always, as in DiffAugment)", above=0
+    )
     ema_decay: float | None = option(
         None, "keep an exponential moving average of the generators' weights (e.g. 0.999) and save it as the model"
     )
@@ -124,6 +127,10 @@ class TrainConfig(DataOptions):
                 parse_policy(self.diffaugment_policy)
             except ValueError as error:
                 problems.append(f"--diffaugment_policy: {error}")
+        if self.diffaugment_p > 1:
+            problems.append(f"--diffaugment_p is a probability: at most 1, got {self.diffaugment_p}")
+        if self.diffaugment_p != 1 and not self.diffaugment:
+            problems.append("--diffaugment_p needs --diffaugment")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
             problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
         if self.streaming and self.max_steps is None:

@@ -86,6 +86,28 @@ def test_a_policy_applies_its_transforms_in_order():
     assert torch.equal(diff_augment(x, policy=("color", "cutout")), expected)
 
 
+def test_a_probability_applies_each_transform_to_that_share_of_the_images():
+    torch.manual_seed(0)
+    x = images(batch=4000, size=(4, 4))
+    out = diff_augment(x, policy=("color",), probability=0.3)
+    changed = (out != x).flatten(1).any(1)
+    assert 0.27 < changed.float().mean() < 0.33
+    assert torch.equal(out[~changed], x[~changed])  # the others pass untouched
+    both = diff_augment(x, policy=("color", "cutout"), probability=0.5)
+    assert 0.72 < (both != x).flatten(1).any(1).float().mean() < 0.78  # drawn apart: 1 - 0.5 * 0.5
+
+
+def test_probability_1_is_diffaugment_itself_and_passes_gradients():
+    x = images().requires_grad_(True)
+    torch.manual_seed(1)
+    expected = diff_augment(x)
+    torch.manual_seed(1)
+    out = diff_augment(x, probability=1.0)
+    assert torch.equal(out, expected)  # nothing extra drawn: runs without the flag replay as before
+    diff_augment(x, probability=0.5).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("text", ["colour", "color,blur", "", "translation,"])
 def test_unknown_transforms_are_named_in_the_error(text):
     with pytest.raises(ValueError, match="unknown DiffAugment transform.*choose from color, translation, cutout"):

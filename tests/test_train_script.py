@@ -169,7 +169,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
-        "--spectral_norm_d", "--n_layers_d", 2, 3,
+        "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -200,7 +200,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     card = (out / "model" / "README.md").read_text()
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
-    assert "| `diffaugment_policy` | `translation,cutout` |" in card
+    assert "| `diffaugment_policy` | `translation,cutout` |" in card and "| `diffaugment_p` | `0.5` |" in card
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
@@ -458,6 +458,8 @@ def bad_runs(layouts, tmp_path):
             [*base, "--diffaugment", "--diffaugment_policy", "color,blur"], 2, "unknown DiffAugment transform(s) ['blur']"
         ),
         "policy without augmentation": ([*base, "--diffaugment_policy", "cutout"], 2, "--diffaugment_policy needs --diffaugment"),
+        "probability above 1": ([*base, "--diffaugment", "--diffaugment_p", 1.5], 2, "--diffaugment_p is a probability: at most 1, got 1.5"),
+        "probability without augmentation": ([*base, "--diffaugment_p", 0.5], 2, "--diffaugment_p needs --diffaugment"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],
