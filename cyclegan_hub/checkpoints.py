@@ -11,6 +11,7 @@ beyond what `torch.load(weights_only=True)` allows.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -131,3 +132,10 @@ def model_from_checkpoint(path: str | Path, *, averaged: bool = True, with_discr
             state = {key.removeprefix("_orig_mod."): value for key, value in load_file(str(path / filename)).items()}
         getattr(model, name).load_state_dict(state)
     return model.eval()
+
+
+def load_model(name: str | Path, *, averaged: bool = True, map_location: str = "cpu") -> CycleGAN:
+    """A saved model (local folder or Hub id) or a training run's checkpoint folder, in eval mode."""
+    if os.path.isfile(os.path.join(name, STATE_FILE)):
+        return model_from_checkpoint(name, averaged=averaged).to(map_location)
+    return CycleGAN.from_pretrained(name, map_location=map_location).eval()

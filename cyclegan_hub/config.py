@@ -46,6 +46,9 @@ class TrainConfig(DataOptions):
     upsample: str = option(
         "transpose", "generator upsampling: the paper's transposed convs, nearest resize + conv, or blur + conv", UPSAMPLES
     )
+    input_skip: bool = option(
+        False, "generators add their input's logits to their output's, learning a change of the input that keeps its colours"
+    )
     downsample: str = option("stride", "downsampling in G and D: strided convs, or stride-1 conv + blur-pool", DOWNSAMPLES)
     downsample_d: str | None = option(None, "downsampling in the discriminators alone (default: --downsample)", DOWNSAMPLES)
     spectral_norm_d: bool = option(
@@ -148,7 +151,7 @@ class TrainConfig(DataOptions):
     def generator_kwargs(self) -> dict:
         return dict(
             ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm_g or self.norm, dropout=self.dropout,
-            upsample=self.upsample, downsample=self.downsample,
+            upsample=self.upsample, downsample=self.downsample, input_skip=self.input_skip,
         )
 
     def training_resolution(self) -> int | None:

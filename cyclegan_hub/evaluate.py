@@ -16,10 +16,8 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -208,9 +206,8 @@ def format_table(result: dict, directions: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Parse the command line, evaluate each model, print a table each and optionally write JSON."""
-    from .checkpoints import STATE_FILE, model_from_checkpoint
+    from .checkpoints import load_model
     from .data import DataOptions, DatasetLayoutError, held_out_images
-    from .model import CycleGAN
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -229,10 +226,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     results = []
     for index, name in enumerate(args.model):
-        if os.path.isfile(os.path.join(name, STATE_FILE)):
-            model = model_from_checkpoint(name, averaged=not args.raw_weights).to(device)
-        else:
-            model = CycleGAN.from_pretrained(name, map_location=device)
+        model = load_model(name, averaged=not args.raw_weights, map_location=device)
         result = evaluation(model, batch_size=args.batch_size, baseline=args.baseline)
         print(f"{name}\n{format_table(result, model.directions)}\n{result['protocol']}", flush=True)
         if args.output:

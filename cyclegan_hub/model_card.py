@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from importlib.resources import files
-from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 

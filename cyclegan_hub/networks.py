@@ -160,6 +160,15 @@ class ResidualBlock(nn.Module):
         return x + self.norm2(self.conv2(self.dropout(self.conv1(x))))
 
 
+# atanh(+-1) is infinite and 8-bit images reach +-1: the input skip clamps just inside.
+INPUT_SKIP_LIMIT = 0.995
+
+
+def image_logits(x: torch.Tensor) -> torch.Tensor:
+    """What `tanh` maps to `x` (clamped just inside [-1, 1]): the input skip's share of the output."""
+    return torch.atanh(x.clamp(-INPUT_SKIP_LIMIT, INPUT_SKIP_LIMIT))
+
+
 class ResnetGenerator(HubModule):
     """The CycleGAN generator: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
 
@@ -175,6 +184,10 @@ class ResnetGenerator(HubModule):
         init_gain: standard deviation / gain of the initialisation.
         upsample: "transpose" (paper), "resize" or "antialias"; see `UpConvNormReLU`.
         downsample: "stride" (paper) or "antialias"; see `ConvNormReLU`.
+        input_skip: add the input image's logits (`image_logits`) to the last conv's output
+            before the tanh, so the network learns a change of its input. The input's
+            brightness and colours then reach the output directly, not only through the norms,
+            which divide them away at every layer. False (the paper): the output is the network's own.
     """
 
     def __init__(
@@ -190,6 +203,7 @@ class ResnetGenerator(HubModule):
         init_gain: float = 0.02,
         upsample: str = "transpose",
         downsample: str = "stride",
+        input_skip: bool = False,
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
@@ -203,6 +217,9 @@ class ResnetGenerator(HubModule):
             raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if input_skip and in_channels != out_channels:
+            raise ValueError(f"input_skip needs as many output channels as input channels, got {in_channels} and {out_channels}")
+        self.input_skip = bool(input_skip)
         self.stem = ConvNormReLU(in_channels, ngf, 7, norm=norm, padding_mode=padding)
         # The stride-2 convs pad with zeros in the original release, whatever `padding` says.
         self.down = nn.Sequential(
@@ -219,7 +236,10 @@ class ResnetGenerator(HubModule):
 
     def forward(self, x):
         """(B, in_channels, H, W) in [-1, 1] with H, W divisible by 4 -> (B, out_channels, H, W) in [-1, 1]."""
-        return self.head(self.up(self.blocks(self.down(self.stem(x))))).tanh()
+        logits = self.head(self.up(self.blocks(self.down(self.stem(x)))))
+        if self.input_skip:
+            logits = logits + image_logits(x)
+        return logits.tanh()
 
 
 class PatchDiscriminator(HubModule):

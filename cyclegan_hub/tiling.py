@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import MIN_SIDE, SIDE_MULTIPLE, ResidualBlock, ResnetGenerator
+from .networks import MIN_SIDE, SIDE_MULTIPLE, ResidualBlock, ResnetGenerator, image_logits
 
 # The generator halves its resolution twice: tiles start on multiples of 4 so that every
 # stride-2 layer samples the grid the untiled pass samples.
@@ -75,15 +75,18 @@ def receptive_margin(generator: nn.Module) -> int:
 
 
 class Skip(enum.Enum):
-    """Steps of a residual block that are not layers."""
+    """Steps of a residual block, or of a generator's input skip, that are not layers."""
 
     KEEP = "keep the block's input"
     ADD = "add the kept input to the block's output"
+    KEEP_INPUT = "keep the logits of the generator's input image"
+    ADD_INPUT = "add them to the last conv's output"
 
 
 def flat_layers(generator: ResnetGenerator) -> list:
     """`ResnetGenerator.forward` as the list of its layers in the order they run, each residual
-    block's between a `Skip.KEEP` and a `Skip.ADD`."""
+    block's between a `Skip.KEEP` and a `Skip.ADD`, and with an input skip all but the tanh
+    between a `Skip.KEEP_INPUT` and a `Skip.ADD_INPUT`."""
 
     def flatten(module: nn.Module) -> list:
         if isinstance(module, ResidualBlock):  # x + norm2(conv2(dropout(conv1(x))))
@@ -93,7 +96,10 @@ def flat_layers(generator: ResnetGenerator) -> list:
         return [module]
 
     parts = (generator.stem, generator.down, generator.blocks, generator.up, generator.head)
-    return [layer for part in parts for layer in flatten(part)] + [torch.tanh]
+    layers = [layer for part in parts for layer in flatten(part)]
+    if generator.input_skip:
+        layers = [Skip.KEEP_INPUT, *layers, Skip.ADD_INPUT]
+    return layers + [torch.tanh]
 
 
 # Norms whose statistics span the image; batch norm's running statistics are local layers.
@@ -133,12 +139,17 @@ class SpilledTensors:
 
 
 def run_layers(layers: list, x: torch.Tensor, spilled: SpilledTensors, tile_name: str) -> torch.Tensor:
-    """Run one tile through a stage's layers; a residual block's input waits on disk for its skip."""
+    """Run one tile through a stage's layers; a residual block's input, or the generator's input
+    logits, waits on disk for its skip."""
     for layer in layers:
         if layer is Skip.KEEP:
             spilled.put(f"{tile_name}-skip", x)
         elif layer is Skip.ADD:
             x = x + spilled.take(f"{tile_name}-skip")
+        elif layer is Skip.KEEP_INPUT:
+            spilled.put(f"{tile_name}-input", image_logits(x))
+        elif layer is Skip.ADD_INPUT:
+            x = x + spilled.take(f"{tile_name}-input")
         else:
             x = layer(x)
     return x

@@ -131,6 +131,25 @@ def test_generator_channels_and_zero_blocks():
     assert len(gen.blocks) == 0
 
 
+def test_input_skip_learns_a_change_of_the_input():
+    gen = ResnetGenerator(ngf=4, n_blocks=1, input_skip=True).eval()
+    x = torch.rand(2, 3, 16, 20) * 1.9 - 0.95  # inside the clamp, so tanh(atanh(x)) is x
+    nn.init.zeros_(gen.head.weight)
+    nn.init.zeros_(gen.head.bias)
+    with torch.no_grad():
+        assert torch.allclose(gen(x), x, atol=1e-5)  # no change learnt: the input itself
+        nn.init.constant_(gen.head.bias, 0.5)
+        assert torch.allclose(gen(x), torch.tanh(torch.atanh(x) + 0.5), atol=1e-5)  # a change in tanh's logits
+        assert gen(torch.ones(1, 3, 8, 8)).isfinite().all()  # white pixels: clamped, not an infinite logit
+    plain = ResnetGenerator(ngf=4, n_blocks=1).eval()
+    nn.init.zeros_(plain.head.weight)
+    nn.init.zeros_(plain.head.bias)
+    with torch.no_grad():
+        assert torch.equal(plain(x), torch.zeros_like(x))  # the paper's: the network's own output only
+    with pytest.raises(ValueError, match="input_skip needs as many output channels as input channels, got 1 and 3"):
+        ResnetGenerator(in_channels=1, out_channels=3, input_skip=True)
+
+
 def test_tiny_discriminator_forward_and_backward():
     disc = PatchDiscriminator(ndf=8, n_layers=2).train()
     out = disc(torch.rand(2, 3, 64, 64) * 2 - 1)

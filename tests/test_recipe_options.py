@@ -18,7 +18,10 @@ from cyclegan_hub.config import parse_args
 from cyclegan_hub.networks import BlurDownsample
 from cyclegan_hub.export_onnx import export_generator
 
-OPTIONS = [dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"), dict(norm="layer")]
+OPTIONS = [
+    dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"), dict(norm="layer"),
+    dict(upsample="resize", input_skip=True),
+]
 
 
 def pair(options) -> CycleGAN:
@@ -29,7 +32,7 @@ def pair(options) -> CycleGAN:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(map(str, o.values())))
 def test_options_survive_saving_and_every_inference_path(options, tmp_path):
     model = pair(options)
     model.save_pretrained(tmp_path / "model")
@@ -71,6 +74,13 @@ def test_discriminators_can_downsample_apart_from_the_generators(flags, blur_in_
     model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
     assert blurs(model.generator_ab) == blur_in_g
     assert blurs(model.discriminator_a) == blurs(model.discriminator_b) == blur_in_d
+
+
+def test_the_input_skip_flag_reaches_both_generators():
+    config = parse_args(["--dataset", "unused", "--ngf", "4", "--input_skip"])
+    model = CycleGAN(generator=config.generator_kwargs())
+    assert model.generator_ab.input_skip and model.generator_ba.input_skip
+    assert not CycleGAN(generator=parse_args(["--dataset", "unused", "--ngf", "4"]).generator_kwargs()).generator_ab.input_skip
 
 
 def test_one_patch_size_is_stored_as_the_papers_single_discriminator():

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageFilter
 from torch import nn
 
-from cyclegan_hub import CycleGAN, ResnetGenerator, translate
+from cyclegan_hub import ResnetGenerator, translate
 from cyclegan_hub.tiling import SpilledTensors, flat_layers, receptive_margin, run_layers, seam_score, tiles, translate_tiled
 
 
@@ -36,9 +36,9 @@ LAYOUTS = pytest.mark.parametrize(
     "options",
     [
         dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
-        dict(norm="layer"), dict(norm="none", n_blocks=3),
+        dict(norm="layer"), dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
     ],
-    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm"],
+    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm", "input-skip"],
 )
 
 
