@@ -44,7 +44,8 @@ def main():
     for name in args.model:
         model = load_model(name)
         rows[name] = palette(model.translate(photos, model.resolve_direction("monet")))
-    print("| images | " + " | ".join(rows["photos"]) + " |\n|---" * (1 + len(rows["photos"])) + "|")
+    print("| images | " + " | ".join(rows["photos"]) + " |")
+    print("|---" * (1 + len(rows["photos"])) + "|")
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(f"{value:.3f}" for value in row.values()) + " |")
 
