@@ -83,8 +83,8 @@ def assert_trained_model(output_dir: Path, domain_a: str, domain_b: str, **hyper
     """output_dir/model loads, translates, and its card names the domains and the hyperparameters."""
     model = CycleGAN.from_pretrained(output_dir / "model")
     assert (model.domain_a, model.domain_b) == (domain_a, domain_b)
-    resampling = {key: hyperparameters.get(key, default) for key, default in (("upsample", "transpose"), ("downsample", "stride"))}
-    assert model.generator_config == {"ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, **resampling}
+    layout = {key: hyperparameters.get(key, default) for key, default in (("upsample", "transpose"), ("downsample", "stride"), ("input_skip", False))}
+    assert model.generator_config == {"ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, **layout}
     with_d = CycleGAN.from_pretrained(output_dir / "model", load_discriminators=True)
     assert with_d.discriminator_a is not None
     out = model(torch.zeros(1, 3, 32, 32))
@@ -303,14 +303,15 @@ def test_bf16_compiled_run_on_cpu_resumes_without_compiling(layouts, env, tmp_pa
         "--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
         "--save_dtype", "bfloat16", "--checkpointing_steps", 2,
     ]
-    # The fast path the README gives, with the demo model's recipe (its blur layers compile too).
-    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9]
+    # The fast path the README gives, with the demo model's recipe (its blur layers compile too) and the input skip.
+    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9, "--input_skip"]
     run_script([*args, *recipe, "--max_steps", 2, "--compile"], env, launcher=launcher)
     assert "mixed precision bf16" in (out / "model" / "README.md").read_text()
     stored = load_file(str(out / "model" / "model.safetensors"))
     assert {tensor.dtype for tensor in stored.values()} == {torch.bfloat16}
     model = assert_trained_model(
-        out, "A", "B", save_dtype="bfloat16", compile=True, upsample="antialias", downsample="antialias", diffaugment=True, ema_decay=0.9
+        out, "A", "B", save_dtype="bfloat16", compile=True, upsample="antialias", downsample="antialias", diffaugment=True, ema_decay=0.9,
+        input_skip=True,
     )
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     # Compiling does not rename the checkpoint's weights, so the run continues uncompiled.
