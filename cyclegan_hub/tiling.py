@@ -5,8 +5,9 @@ Instance normalisation scales each channel by its mean and spread over the image
 normalisation all channels by theirs together). Translating tiles one by one gives every tile
 statistics of its own, and colour and contrast jump at the tile borders. Here the generator runs
 stage by stage, every tile through one stage before any tile starts the next. A stage is the
-local layers between two such norms (convs, ReLUs, resampling, a residual block's skip connection). Each tile runs its window, the tile grown by the
-generator's receptive field, so that the tile's core sees the context it has in the whole image.
+local layers between two such norms (convs, ReLUs, resampling, a residual block's skip
+connection). Each tile runs its window, the tile grown by the generator's receptive field, so
+that the tile's core sees the context it has in the whole image.
 After a stage, the core of each tile adds its share of the next norm's input sum and sum of
 squares (float64), and the window's activation goes to a file; once every tile has run, the
 norm's whole-image mean and variance are known, and the next stage starts by normalising each
