@@ -185,6 +185,7 @@ def main(cfg: TrainConfig) -> Path:
         pool_size=cfg.pool_size,
         cycle_noise=cfg.cycle_noise,
         cycle_downscale=cfg.cycle_downscale,
+        source_as_fake=cfg.source_as_fake,
         augment=None if policy is None else functools.partial(diff_augment, policy=policy, probability=cfg.diffaugment_p),
         accelerator=accelerator,
     )

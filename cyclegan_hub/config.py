@@ -67,6 +67,10 @@ class TrainConfig(DataOptions):
         "need not be hidden in the translation to survive the cycle (1: every pixel, the paper)", minimum=1
     )
     pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
+    source_as_fake: float = option(
+        0.0, "share of each discriminator's fake side given to real images of the other domain, so that it "
+        "learns to reject an untranslated input too and not only a generator's artefacts (0: none, the paper)", minimum=0
+    )
     diffaugment: bool = option(
         False, "DiffAugment (the transforms of --diffaugment_policy) on every image the discriminators see, real and fake"
     )
@@ -130,6 +134,8 @@ class TrainConfig(DataOptions):
                 parse_policy(self.diffaugment_policy)
             except ValueError as error:
                 problems.append(f"--diffaugment_policy: {error}")
+        if self.source_as_fake >= 1:
+            problems.append(f"--source_as_fake is a share of the fake side: below 1, got {self.source_as_fake}")
         if self.diffaugment_p > 1:
             problems.append(f"--diffaugment_p is a probability: at most 1, got {self.diffaugment_p}")
         if self.diffaugment_p != 1 and not self.diffaugment:

@@ -75,6 +75,12 @@ class CycleGANStep:
         cycle_downscale: compare each round trip with its input average-pooled by this factor, so
             the cycle asks nothing of detail finer than it and a code for it gains nothing. 1 (the
             paper): every pixel.
+        source_as_fake: share of each discriminator's fake side given to real images of the
+            other domain: D_Y also learns to call x fake, D_X to call y fake. Without them a
+            discriminator learns what tells a generator's output from the domain, which need
+            not be the domain's style: it may rate an untranslated input as real. (CartoonGAN,
+            Chen et al. 2018, shows its discriminator edge-smoothed cartoons as fakes for the
+            same reason.) 0 (the paper): generated images only.
         augment: applied to every image a discriminator judges, real or generated, in both
             updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
@@ -95,6 +101,7 @@ class CycleGANStep:
         pool_size: int = 50,
         cycle_noise: float = 0.0,
         cycle_downscale: int = 1,
+        source_as_fake: float = 0.0,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
@@ -107,6 +114,7 @@ class CycleGANStep:
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
         self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
+        self.source_as_fake = source_as_fake
         self.augment = augment or (lambda images: images)
         self.accelerator = accelerator
 
@@ -138,6 +146,16 @@ class CycleGANStep:
         # Under DDP a discriminator used only to pass gradients to G must bypass its wrapper:
         # its own parameters get no gradient in this backward, which DDP would wait for.
         return discriminator if self.accelerator is None else self.accelerator.unwrap_model(discriminator)
+
+    def _judging_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """What a discriminator minimises: real as real, fakes as fake, and with source_as_fake
+        that share of the fake side taken by the other domain's real images."""
+        real_logits = discriminator(self.augment(real))
+        loss = discriminator_loss(real_logits, discriminator(self.augment(fake)), self.gan_mode)
+        if self.source_as_fake == 0:
+            return loss
+        on_source = discriminator_loss(real_logits, discriminator(self.augment(source)), self.gan_mode)
+        return (1 - self.source_as_fake) * loss + self.source_as_fake * on_source
 
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
         """real_a, real_b: (B, 3, H, W) in [-1, 1]. Returns every loss term as a float."""
@@ -181,8 +199,8 @@ class CycleGANStep:
         pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
         pooled_fake_a = self.pool_a.query(fake_a)
         with self._autocast():
-            loss_d_a = discriminator_loss(D_X(self.augment(real_a)), D_X(self.augment(pooled_fake_a)), self.gan_mode)
-            loss_d_b = discriminator_loss(D_Y(self.augment(real_b)), D_Y(self.augment(pooled_fake_b)), self.gan_mode)
+            loss_d_a = self._judging_loss(D_X, real_a, pooled_fake_a, source=real_b)
+            loss_d_b = self._judging_loss(D_Y, real_b, pooled_fake_b, source=real_a)
         self.optimizer_d.zero_grad(set_to_none=True)
         self._backward(loss_d_a + loss_d_b)
         self.optimizer_d.step()

@@ -169,7 +169,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
-        "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3,
+        "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -202,6 +202,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
     assert "| `diffaugment_policy` | `translation,cutout` |" in card and "| `diffaugment_p` | `0.5` |" in card
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
+    assert "| `source_as_fake` | `0.25` |" in card
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
     assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
@@ -461,6 +462,10 @@ def bad_runs(layouts, tmp_path):
         "policy without augmentation": ([*base, "--diffaugment_policy", "cutout"], 2, "--diffaugment_policy needs --diffaugment"),
         "probability above 1": ([*base, "--diffaugment", "--diffaugment_p", 1.5], 2, "--diffaugment_p is a probability: at most 1, got 1.5"),
         "probability without augmentation": ([*base, "--diffaugment_p", 0.5], 2, "--diffaugment_p needs --diffaugment"),
+        "all of the fake side from the source": (
+            [*base, "--source_as_fake", 1], 2, "--source_as_fake is a share of the fake side: below 1, got 1.0"
+        ),
+        "negative share": ([*base, "--source_as_fake", -0.5], 2, "--source_as_fake must be >= 0, got -0.5"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],

@@ -397,6 +397,29 @@ def test_augment_sees_exactly_what_the_discriminators_judge():
     assert augmented["loss_d_a"] != pytest.approx(plain["loss_d_a"], rel=1e-3)
 
 
+@pytest.mark.parametrize("source_as_fake", [0.0, 0.25, 0.9])
+def test_source_as_fake_gives_the_other_domains_images_that_share_of_the_fake_side(source_as_fake):
+    real_a, real_b = batches(1)[0]
+    model = tiny_pair()
+    before = copy.deepcopy(model).eval()  # no dropout or batch norm: eval and train passes agree
+    step = CycleGANStep(
+        model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b,
+        adam([model.generator_ab, model.generator_ba]), adam([model.discriminator_a, model.discriminator_b]),
+        pool_size=0, source_as_fake=source_as_fake,
+    )
+    losses = step(real_a, real_b)
+    with torch.no_grad():  # D is judged before its update, on the fakes of G before its update
+        for name, judge, real, fake, source in [
+            ("loss_d_a", before.discriminator_a, real_a, before.generator_ba(real_b), real_b),
+            ("loss_d_b", before.discriminator_b, real_b, before.generator_ab(real_a), real_a),
+        ]:
+            on_fakes = discriminator_loss(judge(real), judge(fake))
+            on_sources = discriminator_loss(judge(real), judge(source))
+            expected = (1 - source_as_fake) * on_fakes + source_as_fake * on_sources
+            assert losses[name] == pytest.approx(scalar(expected), rel=1e-5), name
+            assert abs(scalar(on_sources) - scalar(on_fakes)) > 1e-3  # the two shares differ, so the test can fail
+
+
 class IdentityTranslator(nn.Module):
     """A 1x1 conv that starts as the identity: a cycle through two of them returns its input exactly."""
 
