@@ -19,11 +19,13 @@ import torch
 
 from cyclegan_hub.checkpoints import model_from_checkpoint
 from cyclegan_hub.data import DataOptions, held_out_images
-from cyclegan_hub.images import resize_square, to_rgb
+from cyclegan_hub.evaluate import prepare_images
+
+SIZE = 256  # the training crops' size: the discriminator judges images as it saw them
 
 
-def as_array(images, size: int = 256) -> np.ndarray:
-    return np.stack([np.asarray(image, dtype=np.float32) / 255 for image in resize_square([to_rgb(i) for i in images], size)])
+def as_array(images) -> np.ndarray:
+    return np.stack([np.asarray(image, dtype=np.float32) / 255 for image in images])
 
 
 def palette_changes(paintings: np.ndarray) -> dict[str, np.ndarray]:
@@ -62,8 +64,8 @@ def main():
         direction = model.resolve_direction(args.domain)  # the generator that paints this domain
         judged_is_a = model.domain_a == args.domain
         discriminator = model.discriminator_a if judged_is_a else model.discriminator_b
-        targets, sources = (test_a, test_b) if judged_is_a else (test_b, test_a)
-        targets, sources = targets[: args.images], sources[: args.images]
+        held_out = (test_a, test_b) if judged_is_a else (test_b, test_a)
+        targets, sources = (prepare_images(images, args.images, SIZE) for images in held_out)
         rows = {f"held-out {args.domain}": as_array(targets), **palette_changes(as_array(targets))}
         rows["the generator's translations"] = as_array(model.translate(sources, direction))
         rows["untranslated inputs"] = as_array(sources)

@@ -86,9 +86,10 @@ def slot_names(variants: dict[str, tuple[list[str], bool]], pilot_step: int, lon
 
 
 def check_fits(variants: dict[str, tuple[list[str], bool]]) -> None:
-    snapshots = sum(3 if long else 1 for _, long in variants.values())
-    if (snapshots + 1) // 2 + 1 > MAX_FILES:
-        raise SystemExit(f"{snapshots} snapshots need {(snapshots + 1) // 2 + 1} files; the device returns {MAX_FILES}: "
+    snapshots = len(slot_names(variants, pilot_step=0, long_steps=dict.fromkeys(variants, 0)))  # steps do not matter here
+    files = (snapshots + 1) // 2 + 1  # the snapshot tars and the log tar
+    if files > MAX_FILES:
+        raise SystemExit(f"{snapshots} snapshots need {files} files; the device returns {MAX_FILES}: "
                          "fewer variants or fewer long runs")
 
 
