@@ -67,7 +67,7 @@ def describe_protocol(
         f"KID: unbiased MMD² with k(x, y) = (x·y / {FEATURE_DIM} + 1)³, mean ± std over {num_subsets} "
         f"subsets of {subset_size} images per set, drawn without replacement. "
         f"Checkerboard index: median over images of the periodic-peak ratio of the translation over "
-        f"that of its input (|FFT2| of the grey image at the 2- and 4-pixel periods against its "
+        f"that of its input (|FFT2| of the Hann-windowed grey image at the 2- and 4-pixel periods against its "
         f"neighbours two bins away); 1 adds no periodic pattern."
         + (" Baseline: the same distances between untranslated A and real B." if baseline else "")
     )

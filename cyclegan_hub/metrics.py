@@ -281,15 +281,29 @@ CHECKERBOARD_FREQUENCIES = ((1 / 2, 0), (0, 1 / 2), (1 / 2, 1 / 2), (1 / 4, 0), 
 CHECKERBOARD_NEIGHBOURS = tuple((dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if (dy, dx) != (0, 0))
 
 
+def _periodic_hann(length: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)
+
+
 def periodic_peak_ratio(image: Image.Image) -> float:
     """How much the grey image's spectrum stands out at the checkerboard frequencies.
 
-    |FFT2| of the grey image with its mean removed; at each of `CHECKERBOARD_FREQUENCIES`, the
-    magnitude divided by the median magnitude of its 8 neighbours two bins away; the mean of the six.
+    |FFT2| of the grey image with its mean removed and a Hann window applied; at each of
+    `CHECKERBOARD_FREQUENCIES`, the magnitude divided by the median magnitude of its 8 neighbours
+    two bins away; the mean of the six.
+
+    Why the window: the FFT treats the image as periodic, so the jump from its bottom row to its
+    top (a bright sky over dark ground) and from its right column to its left puts a cross of
+    energy on the axes, where (h/2, 0), (h/4, 0), (0, w/2) and (0, w/4) lie. A blur leaves that
+    jump and takes away the texture around it, so without the window a plain blur scored as a
+    pattern (about 1.7 on the monet2photo test photos). A periodic Hann window takes the jump out
+    and spreads a pure period over one bin either side only, so the neighbours two bins away
+    still see none of it.
     """
     grey = np.asarray(to_rgb(image).convert("L"), dtype=np.float64)
-    spectrum = np.abs(np.fft.fft2(grey - grey.mean()))
-    height, width = spectrum.shape
+    height, width = grey.shape
+    window = np.outer(_periodic_hann(height), _periodic_hann(width))
+    spectrum = np.abs(np.fft.fft2((grey - grey.mean()) * window))
     ratios = []
     for fy, fx in CHECKERBOARD_FREQUENCIES:
         y, x = round(fy * height), round(fx * width)
