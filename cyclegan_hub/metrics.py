@@ -296,7 +296,7 @@ def periodic_peak_ratio(image: Image.Image) -> float:
     top (a bright sky over dark ground) and from its right column to its left puts a cross of
     energy on the axes, where (h/2, 0), (h/4, 0), (0, w/2) and (0, w/4) lie. A blur leaves that
     jump and takes away the texture around it, so without the window a plain blur scored as a
-    pattern (about 1.7 on the monet2photo test photos). A periodic Hann window takes the jump out
+    pattern (1.8 on the monet2photo test photos). A periodic Hann window takes the jump out
     and spreads a pure period over one bin either side only, so the neighbours two bins away
     still see none of it.
     """

@@ -210,8 +210,6 @@ def test_periodic_peak_ratio_ignores_brightness_and_colour():
     assert periodic_peak_ratio(brighter) == pytest.approx(periodic_peak_ratio(image), rel=0.05)
 
 
-
-
 def test_checkerboard_index_sees_no_pattern_in_a_blur_of_an_image_with_a_bright_top():
     # A sky over dark ground: the FFT's wrap-around from the bottom row to the top is a big jump,
     # whose energy lies on the axes beside four of the six frequencies; a blur keeps the jump.

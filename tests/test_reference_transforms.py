@@ -20,6 +20,10 @@ def scenes(rng, mean_colours, contrast: float) -> list[Image.Image]:
             for colour in mean_colours]
 
 
+def channel_means(images) -> np.ndarray:
+    return np.stack([np.asarray(image, dtype=np.float32).mean(axis=(0, 1)) for image in images])
+
+
 def test_palette_transfer_moves_the_statistics_and_keeps_the_order_of_scenes():
     rng = np.random.default_rng(0)
     photos = scenes(rng, rng.uniform(60, 140, (40, 3)), contrast=30)  # darker, more contrast, wide range
@@ -32,8 +36,5 @@ def test_palette_transfer_moves_the_statistics_and_keeps_the_order_of_scenes():
     for key in ("mean_of_means", "spread_of_means", "contrast"):
         np.testing.assert_allclose(moved[key], target[key], atol=2 / 255)
         assert np.abs(source[key] - target[key]).max() > 10 / 255  # so the edit had somewhere to go
-    def channel_means(images):
-        return np.stack([np.asarray(image, dtype=np.float32).mean(axis=(0, 1)) for image in images])
-
     for before, after in zip(channel_means(photos).T, channel_means(edited).T):  # each channel's order of scenes
         assert np.array_equal(np.argsort(before), np.argsort(after))
