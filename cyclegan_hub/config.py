@@ -49,6 +49,10 @@ class TrainConfig(DataOptions):
     input_skip: bool = option(
         False, "generators add their input's logits to their output's, learning a change of the input that keeps its colours"
     )
+    unet_skips: bool = option(
+        False, "generators concatenate each encoder stage's features to the decoder's at the same resolution "
+        "(U-Net skips), so fine detail need not pass the bottleneck"
+    )
     downsample: str = option("stride", "downsampling in G and D: strided convs, or stride-1 conv + blur-pool", DOWNSAMPLES)
     downsample_d: str | None = option(None, "downsampling in the discriminators alone (default: --downsample)", DOWNSAMPLES)
     spectral_norm_d: bool = option(
@@ -158,6 +162,7 @@ class TrainConfig(DataOptions):
         return dict(
             ngf=self.ngf, n_blocks=self.n_blocks, norm=self.norm_g or self.norm, dropout=self.dropout,
             upsample=self.upsample, downsample=self.downsample, input_skip=self.input_skip,
+            unet_skips=self.unet_skips,
         )
 
     def training_resolution(self) -> int | None:

@@ -188,6 +188,11 @@ class ResnetGenerator(HubModule):
             before the tanh, so the network learns a change of its input. The input's
             brightness and colours then reach the output directly, not only through the norms,
             which divide them away at every layer. False (the paper): the output is the network's own.
+        unet_skips: concatenate the features of each encoder stage to the decoder's input at the
+            same resolution (the stem's to the head's, the first halving's to the second up
+            unit's), as U-Net does (Ronneberger et al. 2015; pix2pix's generator). Fine detail
+            then reaches the output without passing the 4x smaller bottleneck, while the
+            features, normalised, leave the colours to the network. False: the paper's.
     """
 
     def __init__(
@@ -204,6 +209,7 @@ class ResnetGenerator(HubModule):
         upsample: str = "transpose",
         downsample: str = "stride",
         input_skip: bool = False,
+        unet_skips: bool = False,
     ):
         super().__init__()
         _check_choice("norm", norm, NORMS)
@@ -220,6 +226,8 @@ class ResnetGenerator(HubModule):
         if input_skip and in_channels != out_channels:
             raise ValueError(f"input_skip needs as many output channels as input channels, got {in_channels} and {out_channels}")
         self.input_skip = bool(input_skip)
+        self.unet_skips = bool(unet_skips)
+        widen = 2 if unet_skips else 1  # the decoder's inputs that get their encoder stage's features
         self.stem = ConvNormReLU(in_channels, ngf, 7, norm=norm, padding_mode=padding)
         # The stride-2 convs pad with zeros in the original release, whatever `padding` says.
         self.down = nn.Sequential(
@@ -229,14 +237,21 @@ class ResnetGenerator(HubModule):
         self.blocks = nn.Sequential(*[ResidualBlock(ngf * 4, norm, dropout, padding) for _ in range(n_blocks)])
         self.up = nn.Sequential(
             UpConvNormReLU(ngf * 4, ngf * 2, norm, upsample, padding),
-            UpConvNormReLU(ngf * 2, ngf, norm, upsample, padding),
+            UpConvNormReLU(ngf * 2 * widen, ngf, norm, upsample, padding),
         )
-        self.head = nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding)
+        self.head = nn.Conv2d(ngf * widen, out_channels, 7, padding=3, padding_mode=padding)
         init_weights(self, init_type, init_gain)
 
     def forward(self, x):
         """(B, in_channels, H, W) in [-1, 1] with H, W divisible by 4 -> (B, out_channels, H, W) in [-1, 1]."""
-        logits = self.head(self.up(self.blocks(self.down(self.stem(x)))))
+        if self.unet_skips:
+            full = self.stem(x)
+            half = self.down[0](full)
+            features = self.up[0](self.blocks(self.down[1](half)))
+            features = self.up[1](torch.cat([features, half], dim=1))
+            logits = self.head(torch.cat([features, full], dim=1))
+        else:
+            logits = self.head(self.up(self.blocks(self.down(self.stem(x)))))
         if self.input_skip:
             logits = logits + image_logits(x)
         return logits.tanh()

@@ -82,12 +82,15 @@ class Skip(enum.Enum):
     ADD = "add the kept input to the block's output"
     KEEP_INPUT = "keep the logits of the generator's input image"
     ADD_INPUT = "add them to the last conv's output"
+    KEEP_FEATURES = "keep an encoder stage's output (U-Net skips)"
+    CONCAT_FEATURES = "concatenate the latest kept encoder output to the decoder's features"
 
 
 def flat_layers(generator: ResnetGenerator) -> list:
     """`ResnetGenerator.forward` as the list of its layers in the order they run, each residual
-    block's between a `Skip.KEEP` and a `Skip.ADD`, and with an input skip all but the tanh
-    between a `Skip.KEEP_INPUT` and a `Skip.ADD_INPUT`."""
+    block's between a `Skip.KEEP` and a `Skip.ADD`, with an input skip all but the tanh
+    between a `Skip.KEEP_INPUT` and a `Skip.ADD_INPUT`, and with U-Net skips a
+    `Skip.KEEP_FEATURES` after each encoder stage and a `Skip.CONCAT_FEATURES` before its decoder's."""
 
     def flatten(module: nn.Module) -> list:
         if isinstance(module, ResidualBlock):  # x + norm2(conv2(dropout(conv1(x))))
@@ -96,8 +99,14 @@ def flat_layers(generator: ResnetGenerator) -> list:
             return [layer for child in module for layer in flatten(child)]
         return [module]
 
-    parts = (generator.stem, generator.down, generator.blocks, generator.up, generator.head)
-    layers = [layer for part in parts for layer in flatten(part)]
+    if generator.unet_skips:  # each encoder stage's output waits for its decoder stage
+        parts = (
+            generator.stem, Skip.KEEP_FEATURES, generator.down[0], Skip.KEEP_FEATURES, generator.down[1], generator.blocks,
+            generator.up[0], Skip.CONCAT_FEATURES, generator.up[1], Skip.CONCAT_FEATURES, generator.head,
+        )
+    else:
+        parts = (generator.stem, generator.down, generator.blocks, generator.up, generator.head)
+    layers = [layer for part in parts for layer in (flatten(part) if isinstance(part, nn.Module) else [part])]
     if generator.input_skip:
         layers = [Skip.KEEP_INPUT, *layers, Skip.ADD_INPUT]
     return layers + [torch.tanh]
@@ -131,6 +140,10 @@ class SpilledTensors:
         tensor.float().cpu().numpy().tofile(self.folder / name)
         self.kept[name] = (tuple(tensor.shape), tensor.dtype, tensor.device)
 
+    def count(self, prefix: str) -> int:
+        """How many kept tensors have a name starting with `prefix`."""
+        return sum(name.startswith(prefix) for name in self.kept)
+
     def take(self, name: str) -> torch.Tensor:
         shape, dtype, device = self.kept.pop(name)
         path = self.folder / name
@@ -140,8 +153,8 @@ class SpilledTensors:
 
 
 def run_layers(layers: list, x: torch.Tensor, spilled: SpilledTensors, tile_name: str) -> torch.Tensor:
-    """Run one tile through a stage's layers; a residual block's input, or the generator's input
-    logits, waits on disk for its skip."""
+    """Run one tile through a stage's layers; a residual block's input, the generator's input
+    logits, or an encoder stage's output waits on disk for its skip."""
     for layer in layers:
         if layer is Skip.KEEP:
             spilled.put(f"{tile_name}-skip", x)
@@ -151,6 +164,10 @@ def run_layers(layers: list, x: torch.Tensor, spilled: SpilledTensors, tile_name
             spilled.put(f"{tile_name}-input", image_logits(x))
         elif layer is Skip.ADD_INPUT:
             x = x + spilled.take(f"{tile_name}-input")
+        elif layer is Skip.KEEP_FEATURES:  # a stack: the deepest kept is the first concatenated
+            spilled.put(f"{tile_name}-features{spilled.count(f'{tile_name}-features')}", x)
+        elif layer is Skip.CONCAT_FEATURES:
+            x = torch.cat([x, spilled.take(f"{tile_name}-features{spilled.count(f'{tile_name}-features') - 1}")], dim=1)
         else:
             x = layer(x)
     return x

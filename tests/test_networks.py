@@ -150,6 +150,22 @@ def test_input_skip_learns_a_change_of_the_input():
         ResnetGenerator(in_channels=1, out_channels=3, input_skip=True)
 
 
+def test_unet_skips_carry_the_input_past_the_bottleneck():
+    x, other = torch.rand(2, 1, 3, 16, 20) * 2 - 1
+    outputs = {}
+    for unet_skips in (False, True):
+        torch.manual_seed(0)
+        gen = ResnetGenerator(ngf=4, n_blocks=1, unet_skips=unet_skips).eval()
+        nn.init.zeros_(gen.up[0].conv.weight)  # nothing gets through the quarter-resolution bottleneck
+        nn.init.zeros_(gen.up[0].conv.bias)
+        with torch.no_grad():
+            outputs[unet_skips] = gen(x), gen(other)
+    assert torch.equal(*outputs[False])  # the paper's: every output pixel comes through the bottleneck
+    assert (outputs[True][0] - outputs[True][1]).abs().mean() > 0.01  # the skips bring each input's own detail
+    unet = ResnetGenerator(ngf=4, n_blocks=1, unet_skips=True)
+    assert unet.up[1].conv.in_channels == 16 and unet.head.in_channels == 8  # decoder features + encoder features
+
+
 def test_tiny_discriminator_forward_and_backward():
     disc = PatchDiscriminator(ndf=8, n_layers=2).train()
     out = disc(torch.rand(2, 3, 64, 64) * 2 - 1)

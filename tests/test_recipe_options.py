@@ -20,7 +20,7 @@ from cyclegan_hub.export_onnx import export_generator
 
 OPTIONS = [
     dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"), dict(norm="layer"),
-    dict(upsample="resize", input_skip=True),
+    dict(upsample="resize", input_skip=True), dict(upsample="resize", unet_skips=True),
 ]
 
 
@@ -76,11 +76,12 @@ def test_discriminators_can_downsample_apart_from_the_generators(flags, blur_in_
     assert blurs(model.discriminator_a) == blurs(model.discriminator_b) == blur_in_d
 
 
-def test_the_input_skip_flag_reaches_both_generators():
-    config = parse_args(["--dataset", "unused", "--ngf", "4", "--input_skip"])
+@pytest.mark.parametrize("skip", ["input_skip", "unet_skips"])
+def test_the_skip_flags_reach_both_generators(skip):
+    config = parse_args(["--dataset", "unused", "--ngf", "4", f"--{skip}"])
     model = CycleGAN(generator=config.generator_kwargs())
-    assert model.generator_ab.input_skip and model.generator_ba.input_skip
-    assert not CycleGAN(generator=parse_args(["--dataset", "unused", "--ngf", "4"]).generator_kwargs()).generator_ab.input_skip
+    assert getattr(model.generator_ab, skip) and getattr(model.generator_ba, skip)
+    assert not getattr(CycleGAN(generator=parse_args(["--dataset", "unused", "--ngf", "4"]).generator_kwargs()).generator_ab, skip)
 
 
 def test_one_patch_size_is_stored_as_the_papers_single_discriminator():

@@ -37,8 +37,9 @@ LAYOUTS = pytest.mark.parametrize(
     [
         dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
         dict(norm="layer"), dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
+        dict(downsample="antialias", unet_skips=True),
     ],
-    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm", "input-skip"],
+    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm", "input-skip", "unet-skips"],
 )
 
 
