@@ -83,7 +83,7 @@ def assert_trained_model(output_dir: Path, domain_a: str, domain_b: str, **hyper
     """output_dir/model loads, translates, and its card names the domains and the hyperparameters."""
     model = CycleGAN.from_pretrained(output_dir / "model")
     assert (model.domain_a, model.domain_b) == (domain_a, domain_b)
-    layout = {key: hyperparameters.get(key, default) for key, default in (("upsample", "transpose"), ("downsample", "stride"), ("input_skip", False))}
+    layout = {key: hyperparameters.get(key, default) for key, default in (("upsample", "transpose"), ("downsample", "stride"), ("input_skip", False), ("unet_skips", False))}
     assert model.generator_config == {"ngf": 8, "n_blocks": 2, "norm": "instance", "dropout": 0.0, **layout}
     with_d = CycleGAN.from_pretrained(output_dir / "model", load_discriminators=True)
     assert with_d.discriminator_a is not None
