@@ -19,7 +19,8 @@ from cyclegan_hub.networks import BlurDownsample
 from cyclegan_hub.export_onnx import export_generator
 
 OPTIONS = [
-    dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"), dict(norm="layer"),
+    dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"),
+    dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
     dict(upsample="resize", input_skip=True), dict(upsample="resize", unet_skips=True),
 ]
 

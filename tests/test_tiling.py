@@ -36,10 +36,11 @@ LAYOUTS = pytest.mark.parametrize(
     "options",
     [
         dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
-        dict(norm="layer"), dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
+        dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
+        dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
         dict(downsample="antialias", unet_skips=True),
     ],
-    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm", "no-norm", "input-skip", "unet-skips"],
+    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm-unet-skips", "no-norm", "input-skip", "unet-skips"],
 )
 
 
