@@ -40,7 +40,7 @@ class TrainConfig(DataOptions):
     norm: str = option("instance", "normalisation layer of the discriminators, and of the generators unless --norm_g", NORMS)
     norm_g: str | None = option(
         None, "normalisation in the generators alone, e.g. layer: one mean and spread shared by all "
-        "channels instead of one per channel (default: --norm)", NORMS
+        "channels instead of one per channel, or layer_instance: a learnt mix of the two per channel (default: --norm)", NORMS
     )
     dropout: float = option(0.0, "dropout in the generator's residual blocks")
     upsample: str = option(

@@ -13,7 +13,7 @@ from torch import nn
 
 from .hub import HubModule
 
-NORMS = ("instance", "batch", "layer", "none")
+NORMS = ("instance", "batch", "layer", "layer_instance", "none")
 PADDINGS = ("reflect", "replicate", "zeros")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 # How the generator doubles its resolution: the paper's transposed convs; nearest-neighbour resize
@@ -34,16 +34,44 @@ def _check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
 
 
+class LayerInstanceNorm(nn.Module):
+    """U-GAT-IT's LIN (Kim et al. 2020): rho * instance norm + (1 - rho) * layer norm, with a learnt
+    rho in [0, 1] per channel, then a scale and shift per channel. Instance norm divides each
+    channel's contrast away (the style a translation must set); layer norm keeps the channels'
+    relative levels, so no channel can steer all the others' statistics with one loud spot (the
+    blots). rho starts at 0, layer norm, and training moves each channel towards instance norm
+    where that pays."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.rho = nn.Parameter(torch.zeros(channels))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def mix(self, by_channel: torch.Tensor, by_layer: torch.Tensor) -> torch.Tensor:
+        """The output from the input standardised per channel and over all channels."""
+        rho = self.rho.clamp(0, 1).view(1, -1, 1, 1)
+        mixed = rho * by_channel + (1 - rho) * by_layer
+        return mixed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mix(F.instance_norm(x, eps=self.eps), F.group_norm(x, 1, eps=self.eps))
+
+
 def norm_layer(norm: str, channels: int) -> nn.Module:
     """Instance norm without affine parameters, as in the paper; batch norm with them; layer norm
     (one mean and spread over all channels and pixels, the layer-norm half of U-GAT-IT's AdaLIN)
-    with a scale and shift per channel, so that it can still weigh the channels."""
+    with a scale and shift per channel, so that it can still weigh the channels; or a learnt mix
+    of instance and layer norm (`LayerInstanceNorm`)."""
     if norm == "instance":
         return nn.InstanceNorm2d(channels)
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "layer":
         return nn.GroupNorm(1, channels)
+    if norm == "layer_instance":
+        return LayerInstanceNorm(channels)
     return nn.Identity()
 
 
@@ -177,7 +205,7 @@ class ResnetGenerator(HubModule):
         out_channels: channels of the output image.
         ngf: filters of the first conv; the widest layers have 4 * ngf.
         n_blocks: residual blocks (9 for 256 px, 6 for 128 px in the paper).
-        norm: "instance" (paper), "batch", "layer" or "none".
+        norm: "instance" (paper), "batch", "layer", "layer_instance" or "none".
         dropout: dropout probability inside the residual blocks (0 in the paper).
         padding: padding of the 7x7 and residual convs: "reflect" (paper), "replicate" or "zeros".
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
@@ -264,7 +292,7 @@ class PatchDiscriminator(HubModule):
         in_channels: channels of the judged image.
         ndf: filters of the first conv.
         n_layers: stride-2 conv layers (3 gives 70x70 receptive fields).
-        norm: "instance" (paper), "batch", "layer" or "none"; never on the first layer.
+        norm: "instance" (paper), "batch", "layer", "layer_instance" or "none"; never on the first layer.
         init_type: "normal" (paper), "xavier", "kaiming" or "orthogonal".
         init_gain: standard deviation / gain of the initialisation.
         downsample: "stride" (paper) or "antialias": each stride-2 conv runs at stride 1 and a

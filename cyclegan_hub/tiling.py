@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .networks import MIN_SIDE, SIDE_MULTIPLE, ResidualBlock, ResnetGenerator, image_logits
+from .networks import MIN_SIDE, SIDE_MULTIPLE, LayerInstanceNorm, ResidualBlock, ResnetGenerator, image_logits
 
 # The generator halves its resolution twice: tiles start on multiples of 4 so that every
 # stride-2 layer samples the grid the untiled pass samples.
@@ -113,7 +113,7 @@ def flat_layers(generator: ResnetGenerator) -> list:
 
 
 # Norms whose statistics span the image; batch norm's running statistics are local layers.
-IMAGE_NORMS = (nn.InstanceNorm2d, nn.GroupNorm)
+IMAGE_NORMS = (nn.InstanceNorm2d, nn.GroupNorm, LayerInstanceNorm)
 
 
 def stages(generator: ResnetGenerator) -> list[tuple[nn.Module | None, list]]:
@@ -202,15 +202,25 @@ class WholeImageMoments:
         return mean, (squares / count - mean.square()).clamp_min(0)
 
 
-def whole_image_statistics(norm: nn.Module, moments: WholeImageMoments) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel mean and variance `norm` would use on the whole image."""
+def whole_image_statistics(norm: nn.Module, moments: WholeImageMoments):
+    """The per-channel mean and variance `norm` would use on the whole image (both kinds for a
+    layer-instance norm: per channel, and over all channels)."""
+    if isinstance(norm, LayerInstanceNorm):
+        return moments.mean_and_variance(), moments.mean_and_variance(1)
     return moments.mean_and_variance(norm.num_groups if isinstance(norm, nn.GroupNorm) else None)
 
 
-def normalise(x: torch.Tensor, norm: nn.Module, statistics: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def standardise(x: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor, eps: float, in_place: bool = False) -> torch.Tensor:
+    mean, variance = (value.to(x.dtype).view(1, -1, 1, 1) for value in (mean, variance))
+    return (x.sub_(mean) if in_place else x - mean).div_(torch.sqrt(variance + eps))
+
+
+def normalise(x: torch.Tensor, norm: nn.Module, statistics) -> torch.Tensor:
     """What `norm` computes, with the whole image's mean and variance instead of the tile's."""
-    mean, variance = (value.to(x.dtype).view(1, -1, 1, 1) for value in statistics)
-    x = x.sub_(mean).div_(torch.sqrt(variance + norm.eps))  # x was just read back: in place
+    if isinstance(norm, LayerInstanceNorm):
+        by_channel, by_layer = statistics
+        return norm.mix(standardise(x, *by_channel, norm.eps), standardise(x, *by_layer, norm.eps, in_place=True))
+    x = standardise(x, *statistics, norm.eps, in_place=True)  # x was just read back: in place
     if norm.affine and isinstance(norm, nn.GroupNorm):  # its per-channel scale and shift
         x = x.mul_(norm.weight.view(1, -1, 1, 1)).add_(norm.bias.view(1, -1, 1, 1))
     return x

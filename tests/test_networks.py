@@ -17,6 +17,7 @@ from cyclegan_hub.networks import (
     UPSAMPLES,
     BlurDownsample,
     BlurUpsample,
+    LayerInstanceNorm,
     MultiPatchDiscriminator,
     build_discriminator,
     init_weights,
@@ -55,7 +56,7 @@ def test_discriminator_gives_30x30_patch_logits_for_256_px():
 
 CONFIGS = [
     dict(norm=norm, padding=padding, dropout=dropout)
-    for norm, padding, dropout in itertools.product(("instance", "batch", "layer", "none"), ("reflect", "replicate", "zeros"), (0.0, 0.5))
+    for norm, padding, dropout in itertools.product(("instance", "batch", "layer", "layer_instance", "none"), ("reflect", "replicate", "zeros"), (0.0, 0.5))
 ]
 
 
@@ -77,13 +78,14 @@ def test_generator_forward_and_backward(config):
             assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "none"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "layer_instance", "none"])
 def test_generator_layers_follow_norm(norm):
     gen = ResnetGenerator(ngf=8, n_blocks=1, norm=norm)
     kinds = {type(m) for m in gen.modules()}
     assert (nn.InstanceNorm2d in kinds) == (norm == "instance")
     assert (nn.BatchNorm2d in kinds) == (norm == "batch")
     assert (nn.GroupNorm in kinds) == (norm == "layer")
+    assert (LayerInstanceNorm in kinds) == (norm == "layer_instance")
     # Instance norm has no affine parameters (paper); batch norm makes conv biases redundant.
     assert all(m.affine is False for m in gen.modules() if isinstance(m, nn.InstanceNorm2d))
     assert gen.head.bias is not None  # the output conv has no norm after it
@@ -101,6 +103,26 @@ def test_layer_norm_shares_one_mean_and_spread_among_all_channels():
     louder[:, 0] *= 10  # unlike instance norm, one channel's scale changes how every channel is normalised
     assert not torch.allclose(norm(louder)[:, 1], y[:, 1])
     assert norm.weight.shape == norm.bias.shape == (3,)  # a learnt scale and shift per channel
+
+
+def test_layer_instance_norm_starts_as_layer_norm_and_learns_its_way_to_instance_norm():
+    torch.manual_seed(0)
+    norm = norm_layer("layer_instance", 3)
+    x = torch.randn(2, 3, 8, 8) * torch.tensor([1.0, 3.0, 0.5]).view(1, 3, 1, 1) + torch.tensor([0.0, 5.0, -5.0]).view(1, 3, 1, 1)
+    assert torch.allclose(norm(x), norm_layer("layer", 3)(x), atol=1e-5)  # rho starts at 0
+    with torch.no_grad():
+        norm.rho.fill_(3.0)  # clamped to 1: instance norm, then the scale and shift
+        norm.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        norm.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    expected = nn.InstanceNorm2d(3)(x) * norm.weight.view(1, 3, 1, 1) + norm.bias.view(1, 3, 1, 1)
+    assert torch.allclose(norm(x), expected, atol=1e-5)
+    with torch.no_grad():
+        norm.rho.copy_(torch.tensor([0.0, 0.5, 1.0]))
+    both = norm(x).detach()
+    assert torch.allclose(both[:, 0], (norm_layer("layer", 3)(x) * norm.weight.view(1, 3, 1, 1) + norm.bias.view(1, 3, 1, 1))[:, 0], atol=1e-5)
+    assert torch.allclose(both[:, 2], expected[:, 2], atol=1e-5)
+    norm(x).square().mean().backward()  # rho is trained with the rest, per channel
+    assert norm.rho.grad.shape == (3,) and norm.rho.grad[1] != 0
 
 
 @pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
@@ -176,7 +198,7 @@ def test_tiny_discriminator_forward_and_backward():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "none"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "layer", "layer_instance", "none"])
 def test_discriminator_norms(norm):
     disc = PatchDiscriminator(ndf=8, n_layers=3, norm=norm).eval()
     with torch.no_grad():
@@ -405,7 +427,7 @@ def test_init_weights_rejects_unknown_type():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(norm="foo"), r"norm must be one of \['batch', 'instance', 'layer', 'none'\], got 'foo'"),
+        (dict(norm="foo"), r"norm must be one of \['batch', 'instance', 'layer', 'layer_instance', 'none'\], got 'foo'"),
         (dict(padding="x"), r"padding must be one of \['reflect', 'replicate', 'zeros'\], got 'x'"),
         (dict(ngf=0), r"ngf must be a positive integer, got 0"),
         (dict(ngf=2.5), r"ngf must be a positive integer, got 2.5"),

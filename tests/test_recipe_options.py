@@ -15,13 +15,14 @@ from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import parse_args
-from cyclegan_hub.networks import BlurDownsample
+from cyclegan_hub.networks import BlurDownsample, LayerInstanceNorm
 from cyclegan_hub.export_onnx import export_generator
 
 OPTIONS = [
     dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"),
     dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
     dict(upsample="resize", input_skip=True), dict(upsample="resize", unet_skips=True),
+    dict(norm="layer_instance", upsample="resize", unet_skips=True),
 ]
 
 
@@ -96,11 +97,12 @@ def test_one_patch_size_is_stored_as_the_papers_single_discriminator():
 @pytest.mark.parametrize(
     "flags, norm_in_g, norm_in_d",
     [([], torch.nn.InstanceNorm2d, torch.nn.InstanceNorm2d), (["--norm_g", "layer"], torch.nn.GroupNorm, torch.nn.InstanceNorm2d),
+     (["--norm_g", "layer_instance"], LayerInstanceNorm, torch.nn.InstanceNorm2d),
      (["--norm", "batch", "--norm_g", "instance"], torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d)],
 )
 def test_generators_can_normalise_apart_from_the_discriminators(flags, norm_in_g, norm_in_d):
     config = parse_args(["--dataset", "unused", "--output_dir", "unused", "--ngf", "4", "--ndf", "4", *flags])
     model = CycleGAN(generator=config.generator_kwargs(), discriminator=config.discriminator_kwargs(), with_discriminators=True)
-    norms = (torch.nn.InstanceNorm2d, torch.nn.GroupNorm, torch.nn.BatchNorm2d)
+    norms = (torch.nn.InstanceNorm2d, torch.nn.GroupNorm, torch.nn.BatchNorm2d, LayerInstanceNorm)
     assert {type(m) for m in model.generator_ab.modules() if isinstance(m, norms)} == {norm_in_g}
     assert {type(m) for m in model.discriminator_b.modules() if isinstance(m, norms)} == {norm_in_d}

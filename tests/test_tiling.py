@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter
 from torch import nn
 
 from cyclegan_hub import ResnetGenerator, translate
+from cyclegan_hub.networks import LayerInstanceNorm
 from cyclegan_hub.tiling import SpilledTensors, flat_layers, receptive_margin, run_layers, seam_score, tiles, translate_tiled
 
 
@@ -38,9 +39,9 @@ LAYOUTS = pytest.mark.parametrize(
         dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
         dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
         dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
-        dict(downsample="antialias", unet_skips=True),
+        dict(downsample="antialias", unet_skips=True), dict(norm="layer_instance", upsample="resize", unet_skips=True),
     ],
-    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm-unet-skips", "no-norm", "input-skip", "unet-skips"],
+    ids=["paper", "antialias", "resize", "batch-norm", "layer-norm-unet-skips", "no-norm", "input-skip", "unet-skips", "layer-instance"],
 )
 
 
@@ -64,9 +65,11 @@ def test_tiles_give_the_one_pass_output(options):
     torch.manual_seed(0)
     generator = ResnetGenerator(**{"ngf": 8, "n_blocks": 2, **options}).eval()
     for norm in generator.modules():
-        if isinstance(norm, nn.GroupNorm):  # a learnt scale and shift, not the identity they start as
+        if isinstance(norm, (nn.GroupNorm, LayerInstanceNorm)):  # a learnt scale and shift, not the identity they start as
             nn.init.normal_(norm.weight, 1.0, 0.5)
             nn.init.normal_(norm.bias, 0.0, 0.5)
+        if isinstance(norm, LayerInstanceNorm):  # and a mix of both statistics
+            nn.init.uniform_(norm.rho, -0.2, 1.2)
     image = photo_like(203, 150)  # not a multiple of 4 or of the tile: padded as one pass pads
     whole = untiled(generator, image).astype(np.int16)
     tiled = translate_tiled(generator, image, tile_size=64).astype(np.int16)
