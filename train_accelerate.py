@@ -33,7 +33,7 @@ from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
 from cyclegan_hub.threads import cpu_name, cpu_threads_per_process
-from cyclegan_hub.training import CycleGANStep, adam, linear_decay
+from cyclegan_hub.training import CycleGANStep, adam, linear_decay, schedule
 
 logger = get_logger(__name__)
 SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
@@ -79,13 +79,6 @@ def build_model(cfg: TrainConfig, resumed_config: dict | None) -> CycleGAN:
         training_resolution=cfg.training_resolution(),
         with_discriminators=True,
     )
-
-
-def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
-    """(total steps, steps at the initial lr): epochs constant then epochs of decay, or --max_steps split alike."""
-    if cfg.max_steps is not None:
-        return cfg.max_steps, round(cfg.max_steps * cfg.num_epochs / max(1, cfg.num_epochs + cfg.decay_epochs))
-    return (cfg.num_epochs + cfg.decay_epochs) * steps_per_epoch, cfg.num_epochs * steps_per_epoch
 
 
 def held_out_evaluation(held_out: tuple[list, list], cfg: TrainConfig):

@@ -2,7 +2,7 @@
 
 `torch.compile(dynamic=True)` compiles one graph that serves every image size, so a demo pays
 the compile (about 20 s for the paper's generator on a 2-core CPU, less with Inductor's on-disk
-cache on later starts) once at start-up. On this CPU it is 1.1-1.5x faster than eager at batch 1
+cache on later starts) once at start-up. On this CPU it is 1.2-1.65x faster than eager
 with outputs within 2e-5 (bench/infer.py).
 
 With `bf16`, convolutions run under bfloat16 autocast: about 2x faster again on this CPU, which

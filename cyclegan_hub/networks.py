@@ -36,24 +36,26 @@ def _check_choice(name: str, value, choices) -> None:
 
 class LayerInstanceNorm(nn.Module):
     """U-GAT-IT's LIN (Kim et al. 2020): rho * instance norm + (1 - rho) * layer norm, with a learnt
-    rho in [0, 1] per channel, then a scale and shift per channel. Instance norm divides each
-    channel's contrast away (the style a translation must set); layer norm keeps the channels'
-    relative levels, so no channel can steer all the others' statistics with one loud spot (the
-    blots). rho starts at 0, layer norm, and training moves each channel towards instance norm
-    where that pays."""
+    rho per channel, then a scale and shift per channel. Instance norm divides each channel's
+    contrast away (the style a translation must set); layer norm keeps the channels' relative
+    levels, so no channel can steer all the others' statistics with one loud spot (the blots).
+    rho = sigmoid(rho_logit) stays in (0, 1) without clipping, so no channel gets stuck at a bound;
+    it starts at 0.5, an even mix."""
 
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
-        self.rho = nn.Parameter(torch.zeros(channels))
+        self.rho_logit = nn.Parameter(torch.zeros(channels))
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def mix(self, by_channel: torch.Tensor, by_layer: torch.Tensor) -> torch.Tensor:
-        """The output from the input standardised per channel and over all channels."""
-        rho = self.rho.clamp(0, 1).view(1, -1, 1, 1)
-        mixed = rho * by_channel + (1 - rho) * by_layer
-        return mixed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+    def mix(self, by_channel: torch.Tensor, by_layer: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+        """The output from the input standardised per channel and over all channels; `in_place`
+        (no gradients: a large tile) overwrites `by_channel` instead of allocating."""
+        rho, weight, bias = (value.to(by_channel.dtype).view(1, -1, 1, 1) for value in (torch.sigmoid(self.rho_logit), self.weight, self.bias))
+        if in_place:
+            return by_channel.sub_(by_layer).mul_(rho).add_(by_layer).mul_(weight).add_(bias)
+        return ((by_channel - by_layer) * rho + by_layer) * weight + bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mix(F.instance_norm(x, eps=self.eps), F.group_norm(x, 1, eps=self.eps))

@@ -21,8 +21,9 @@ window pixel in a small measurement. Memory: one tile's activations (about 1.3 G
 1024-pixel tile, the demo model's or the paper's layout) and the image and its output, not the
 image's activations. Those wait in a temporary folder, one stage at a time, removed when done or
 on an error: at most a full-resolution stage, ngf channels x window pixels x 4 bytes (2 ngf with
-anti-aliased downsampling, whose first down conv runs at full resolution); at 8000x6000,
-32 x 61 MP x 4 = 7.7 GB for ngf 32, 17 GB for the paper's ngf 64.
+anti-aliased downsampling, whose first down conv runs at full resolution, and 2 ngf with U-Net
+skips, whose stem features wait for the head); at 8000x6000, 32 x 61 MP x 4 = 7.7 GB for ngf 32
+(15 GB with U-Net skips, as the embedded model has), 17 GB for the paper's ngf 64.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ def normalise(x: torch.Tensor, norm: nn.Module, statistics) -> torch.Tensor:
     """What `norm` computes, with the whole image's mean and variance instead of the tile's."""
     if isinstance(norm, LayerInstanceNorm):
         by_channel, by_layer = statistics
-        return norm.mix(standardise(x, *by_channel, norm.eps), standardise(x, *by_layer, norm.eps, in_place=True))
+        by_channel = standardise(x, *by_channel, norm.eps)  # a copy: x is standardised over all channels next, in place
+        return norm.mix(by_channel, standardise(x, *by_layer, norm.eps, in_place=True), in_place=True)
     x = standardise(x, *statistics, norm.eps, in_place=True)  # x was just read back: in place
     if norm.affine and isinstance(norm, nn.GroupNorm):  # its per-channel scale and shift
         x = x.mul_(norm.weight.view(1, -1, 1, 1)).add_(norm.bias.view(1, -1, 1, 1))
@@ -240,7 +242,7 @@ def translate_tiled(
         margin: context around each tile; default `receptive_margin(generator)`.
         spill_dir: where the tiles' activations wait between stages, in a temporary folder
             removed afterwards; default the system's (TMPDIR). Needs about ngf x 4 bytes per
-            pixel of the image, times the tiles' overlap (7.7 GB at 8000x6000 for ngf 32): not a
+            pixel of the image, times the tiles' overlap (7.7 GB at 8000x6000 for ngf 32, twice that with U-Net skips): not a
             folder in memory (tmpfs) if memory is to stay bounded.
 
     Returns:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .image_pool import ImagePool
 from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 LOSS_NAMES = (
     "loss_g",
@@ -40,6 +44,13 @@ def adam(modules, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999)) -
     Fused: one kernel updates every parameter instead of one per tensor.
     """
     return torch.optim.Adam([p for module in modules for p in module.parameters()], lr=lr, betas=betas, fused=True)
+
+
+def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
+    """(total steps, steps at the initial lr): epochs constant then epochs of decay, or --max_steps split alike."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps, round(cfg.max_steps * cfg.num_epochs / max(1, cfg.num_epochs + cfg.decay_epochs))
+    return (cfg.num_epochs + cfg.decay_epochs) * steps_per_epoch, cfg.num_epochs * steps_per_epoch
 
 
 def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:

@@ -34,7 +34,7 @@ from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
 from cyclegan_hub.samples import sample_grid
 from cyclegan_hub.threads import cpu_name
-from cyclegan_hub.training import linear_decay
+from cyclegan_hub.training import linear_decay, schedule
 
 FIRST_DOMAIN = "photo"
 
@@ -71,8 +71,7 @@ def median_latency(model: CycleGAN, side: int, runs: int = 5, **options) -> floa
 
 def schedule_so_far(config: TrainConfig, step: int) -> str:
     """The learning rate this checkpoint trained with, in words: the run may have stopped mid-schedule."""
-    total = config.max_steps
-    constant = round(total * config.num_epochs / max(1, config.num_epochs + config.decay_epochs))
+    total, constant = schedule(config, None)  # the demo's runs are all --max_steps runs
     if step >= total:
         return f"the learning rate {config.lr:g} for {constant:,} steps, then decayed linearly to 0."
     if step <= constant:
@@ -182,6 +181,8 @@ def main():
             training_summary=(
                 f"{state['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}"
                 f"{', `torch.compile`' if config.get('compile') else ''}); {schedule_so_far(TrainConfig(**config), state['step'])}"
+                + (f" The run's domain A was {config['domain_a']} (the table's flags); the saved pair lists "
+                   f"{FIRST_DOMAIN} first, so its `a2b` is {FIRST_DOMAIN} → {config['domain_a']}." if config["domain_a"] != FIRST_DOMAIN else "")
             ),
         ),
     )

@@ -105,24 +105,24 @@ def test_layer_norm_shares_one_mean_and_spread_among_all_channels():
     assert norm.weight.shape == norm.bias.shape == (3,)  # a learnt scale and shift per channel
 
 
-def test_layer_instance_norm_starts_as_layer_norm_and_learns_its_way_to_instance_norm():
+def test_layer_instance_norm_mixes_instance_and_layer_norm_as_it_learns():
     torch.manual_seed(0)
     norm = norm_layer("layer_instance", 3)
     x = torch.randn(2, 3, 8, 8) * torch.tensor([1.0, 3.0, 0.5]).view(1, 3, 1, 1) + torch.tensor([0.0, 5.0, -5.0]).view(1, 3, 1, 1)
-    assert torch.allclose(norm(x), norm_layer("layer", 3)(x), atol=1e-5)  # rho starts at 0
+    by_channel, by_layer = nn.InstanceNorm2d(3)(x), norm_layer("layer", 3)(x)
+    assert torch.allclose(norm(x), (by_channel + by_layer) / 2, atol=1e-5)  # an even mix to start with
     with torch.no_grad():
-        norm.rho.fill_(3.0)  # clamped to 1: instance norm, then the scale and shift
+        norm.rho_logit.copy_(torch.tensor([-30.0, 0.0, 30.0]))  # layer norm, the even mix, instance norm
         norm.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
         norm.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
-    expected = nn.InstanceNorm2d(3)(x) * norm.weight.view(1, 3, 1, 1) + norm.bias.view(1, 3, 1, 1)
-    assert torch.allclose(norm(x), expected, atol=1e-5)
-    with torch.no_grad():
-        norm.rho.copy_(torch.tensor([0.0, 0.5, 1.0]))
-    both = norm(x).detach()
-    assert torch.allclose(both[:, 0], (norm_layer("layer", 3)(x) * norm.weight.view(1, 3, 1, 1) + norm.bias.view(1, 3, 1, 1))[:, 0], atol=1e-5)
-    assert torch.allclose(both[:, 2], expected[:, 2], atol=1e-5)
+    scale, shift = norm.weight.view(1, 3, 1, 1), norm.bias.view(1, 3, 1, 1)
+    mixed = norm(x).detach()
+    assert torch.allclose(mixed[:, 0], (by_layer * scale + shift)[:, 0], atol=1e-5)
+    assert torch.allclose(mixed[:, 1], ((by_channel + by_layer) / 2 * scale + shift)[:, 1], atol=1e-5)
+    assert torch.allclose(mixed[:, 2], (by_channel * scale + shift)[:, 2], atol=1e-5)
+    assert torch.allclose(norm.mix(by_channel.clone(), by_layer, in_place=True), mixed, atol=1e-5)
     norm(x).square().mean().backward()  # rho is trained with the rest, per channel
-    assert norm.rho.grad.shape == (3,) and norm.rho.grad[1] != 0
+    assert norm.rho_logit.grad.shape == (3,) and norm.rho_logit.grad[1] != 0
 
 
 @pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])

@@ -69,7 +69,7 @@ def test_tiles_give_the_one_pass_output(options):
             nn.init.normal_(norm.weight, 1.0, 0.5)
             nn.init.normal_(norm.bias, 0.0, 0.5)
         if isinstance(norm, LayerInstanceNorm):  # and a mix of both statistics
-            nn.init.uniform_(norm.rho, -0.2, 1.2)
+            nn.init.normal_(norm.rho_logit, 0.0, 2.0)
     image = photo_like(203, 150)  # not a multiple of 4 or of the tile: padded as one pass pads
     whole = untiled(generator, image).astype(np.int16)
     tiled = translate_tiled(generator, image, tile_size=64).astype(np.int16)
