@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,3 +162,12 @@ def script_env(hf_home: Path, **extra) -> dict:
 
 
 PYTHON = sys.executable
+
+
+def run_checked(command, env: dict, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `command` from the repository root; with `check`, fail the test with its stderr's end if it fails."""
+    command = list(map(str, command))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)}\nexit code {result.returncode}\n{result.stderr[-6000:]}")
+    return result

@@ -4,7 +4,6 @@ model folder with the domains in the demo's order, held-out metrics, samples and
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import torch
@@ -19,22 +18,14 @@ TINY_RUN = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", 
             "--num_workers", "0", "--cpu_threads", "1", "--max_steps", "4", "--checkpointing_steps", "4"]
 
 
-def run(command, env, timeout=300) -> subprocess.CompletedProcess:
-    result = subprocess.run([helpers.PYTHON, *map(str, command)], env=env, capture_output=True, text=True,
-                            timeout=timeout, cwd=helpers.REPO)
-    if result.returncode != 0:
-        pytest.fail(f"{command}\nexit code {result.returncode}\n{result.stderr[-6000:]}")
-    return result
-
-
 @pytest.mark.slow
 def test_a_monet_first_checkpoint_becomes_a_photo_first_demo_model_with_its_card(tmp_path):
     env = helpers.script_env(tmp_path / "hf-home")
     data = helpers.layout_d(tmp_path / "data", counts=(4, 3, 6, 6))  # trainA/ stands for Monet, as in monet2photo
     run_dir = tmp_path / "run"
-    run([helpers.SCRIPT, "--dataset", data, "--domain_a", "monet", "--domain_b", "photo", "--output_dir", run_dir, *TINY_RUN], env)
+    helpers.run_checked([helpers.PYTHON, helpers.SCRIPT, "--dataset", data, "--domain_a", "monet", "--domain_b", "photo", "--output_dir", run_dir, *TINY_RUN], env)
     demo = tmp_path / "demo"
-    run([SCRIPT, "--checkpoint", run_dir / "checkpoint-4", "--data", data, "--output", demo, "--skip_latency"], env)
+    helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", run_dir / "checkpoint-4", "--data", data, "--output", demo, "--skip_latency"], env)
 
     trained = model_from_checkpoint(run_dir / "checkpoint-4")
     config = json.loads((demo / "config.json").read_text())

@@ -51,11 +51,7 @@ def env(tmp_path_factory):
 
 
 def run_script(args, env, launcher=(), timeout=TIMEOUT, check=True) -> subprocess.CompletedProcess:
-    command = [*(launcher or [helpers.PYTHON]), str(helpers.SCRIPT), *map(str, args)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=helpers.REPO)
-    if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(command)}\nexit code {result.returncode}\n{result.stderr[-6000:]}")
-    return result
+    return helpers.run_checked([*(launcher or [helpers.PYTHON]), helpers.SCRIPT, *args], env, timeout, check)
 
 
 def accelerate_launch(*flags) -> list[str]:
