@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
-from cyclegan_hub.checkpoints import CheckpointError, load_checkpoint, read_state, resolve_resume, save_checkpoint
+from cyclegan_hub.checkpoints import (
+    CheckpointError, load_checkpoint, network_differences, read_state, resolve_resume, save_checkpoint, start_from_pretrained,
+)
 from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import TrainConfig, parse_args
 from cyclegan_hub.data import DatasetLayoutError, Preprocess, held_out_images, unpaired_dataset
@@ -52,12 +54,7 @@ def check_same_networks(cfg: TrainConfig, resume_path: Path, saved: dict) -> Non
     """Resuming goes on training the checkpoint's networks: flags that ask for other ones are a
     mistake to report, not a wish to drop without a word (the card would list them)."""
     asked = {"generator": cfg.generator_kwargs(), "discriminator": cfg.discriminator_kwargs()}
-    differences = [
-        f"{network} {key} {saved[network][key]!r} where the flags ask for {value!r}"
-        for network, settings in asked.items()
-        for key, value in settings.items()
-        if key in saved.get(network, {}) and saved[network][key] != value  # older checkpoints lack newer keys
-    ]
+    differences = network_differences(asked, {network: saved.get(network, {}) for network in asked})
     if differences:
         raise CheckpointError(
             f"{resume_path} has {'; '.join(differences)}: resume with the flags it was trained with, or start a new --output_dir"
@@ -65,13 +62,14 @@ def check_same_networks(cfg: TrainConfig, resume_path: Path, saved: dict) -> Non
 
 
 def build_model(cfg: TrainConfig, resumed_config: dict | None) -> CycleGAN:
-    """A fresh pair with discriminators; on resume, the architecture comes from the checkpoint's
-    model config (`resumed_config`)."""
+    """A fresh pair with discriminators, started from --init_from's weights if given; on resume,
+    the architecture comes from the checkpoint's model config (`resumed_config`) and the weights
+    from the checkpoint."""
     if resumed_config is not None:
         config = dict(resumed_config)
         config.setdefault("training_resolution", cfg.training_resolution())  # checkpoints from before the field
         return CycleGAN(**config, with_discriminators=True)
-    return CycleGAN(
+    model = CycleGAN(
         cfg.domain_a,
         cfg.domain_b,
         generator=cfg.generator_kwargs(),
@@ -79,6 +77,13 @@ def build_model(cfg: TrainConfig, resumed_config: dict | None) -> CycleGAN:
         training_resolution=cfg.training_resolution(),
         with_discriminators=True,
     )
+    if cfg.init_from:
+        took_discriminators = start_from_pretrained(model, cfg.init_from)
+        logger.info(
+            f"started from {cfg.init_from}: its generators, {'its' if took_discriminators else 'fresh'} discriminators",
+            main_process_only=True,
+        )
+    return model
 
 
 def held_out_evaluation(held_out: tuple[list, list], cfg: TrainConfig):

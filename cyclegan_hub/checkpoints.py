@@ -16,10 +16,11 @@ import re
 import shutil
 from pathlib import Path
 
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from safetensors.torch import load_file, save_file
 
 from .image_pool import ImagePool
-from .model import CycleGAN
+from .model import DISCRIMINATORS_FILE, CycleGAN
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -34,7 +35,18 @@ NETWORK_FILES = {
 
 
 class CheckpointError(ValueError):
-    """--resume_from_checkpoint names no complete checkpoint."""
+    """--resume_from_checkpoint or --init_from names nothing a run can start from."""
+
+
+def network_differences(asked: dict, saved: dict) -> list[str]:
+    """Where saved networks' settings ({"generator": {...}, ...}) differ from the ones asked for;
+    settings the saved config lacks (older models) are not compared."""
+    return [
+        f"{network} {key} {value!r} where the flags ask for {asked[network][key]!r}"
+        for network, settings in saved.items()
+        for key, value in settings.items()
+        if key in asked[network] and asked[network][key] != value
+    ]
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -139,3 +151,43 @@ def load_model(name: str | Path, *, averaged: bool = True, map_location: str = "
     if os.path.isfile(os.path.join(name, STATE_FILE)):
         return model_from_checkpoint(name, averaged=averaged).to(map_location)
     return CycleGAN.from_pretrained(name, map_location=map_location).eval()
+
+
+def start_from_pretrained(model: CycleGAN, source: str | Path) -> bool:
+    """Fine-tuning: copy a saved model's weights (a folder or Hub id, as `from_pretrained` takes)
+    into `model`, a fresh pair about to train.
+
+    Domains are matched by name, in either order: a photo -> monet model starts a run whose
+    domain A is monet with its monet -> photo generator as G. The generators must have the
+    flags' settings. The discriminators are taken too when the model was saved with them (a
+    training run's model is) with the flags' settings; else they start fresh. Returns whether
+    they were taken."""
+    try:
+        saved = CycleGAN.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"--init_from: {error}") from None
+    differences = network_differences({"generator": model.generator_config}, {"generator": saved.generator_config})
+    if differences:
+        raise CheckpointError(f"--init_from {source} has {'; '.join(differences)}: train with the flags it was trained with")
+    names = (saved.domain_a, saved.domain_b)
+    if set(names) != {model.domain_a, model.domain_b}:
+        raise CheckpointError(
+            f"--init_from {source} translates {names[0]} <-> {names[1]}: name the run's domains the same "
+            f"(--domain_a {names[0]} --domain_b {names[1]}, or the other way round)"
+        )
+    same_discriminators = not network_differences({"discriminator": model.discriminator_config}, {"discriminator": saved.discriminator_config})
+    took_discriminators = False
+    if same_discriminators and model.discriminator_a is not None:
+        saved.add_discriminators()
+        try:
+            saved.load_weights_file(str(source), DISCRIMINATORS_FILE)
+            took_discriminators = True
+        except (FileNotFoundError, EntryNotFoundError, LocalEntryNotFoundError):
+            pass  # a model saved without them (e.g. pushed for inference): they start fresh
+    swapped = names != (model.domain_a, model.domain_b)
+    sources = {"generator_ab": "generator_ba", "generator_ba": "generator_ab", "discriminator_a": "discriminator_b", "discriminator_b": "discriminator_a"}
+    for target, origin in sources.items():
+        if target.startswith("discriminator") and not took_discriminators:
+            continue
+        getattr(model, target).load_state_dict(getattr(saved, origin if swapped else target).state_dict())
+    return took_discriminators

@@ -107,6 +107,11 @@ class TrainConfig(DataOptions):
     checkpointing_steps: int = option(500, "save a resumable checkpoint every N steps", card=False, minimum=1)
     checkpoints_total_limit: int | None = option(3, "keep only the last N checkpoints", card=False, minimum=1)
     resume_from_checkpoint: str | None = option(None, "'latest' or a checkpoint folder to continue from", card=False)
+    init_from: str | None = option(
+        None, "fine-tune a saved model (a folder or Hub id): start from its generators, and its discriminators when "
+        "saved with it; its networks must match the flags and its domains --domain_a / --domain_b (either order). "
+        "A resumed run takes its weights from the checkpoint instead"
+    )
     logging_steps: int = option(50, "log every loss term every N steps", card=False, minimum=1)
     sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps", card=False, minimum=1)
     eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)", card=False, minimum=1)

@@ -430,6 +430,36 @@ def assert_saves_the_average(output_dir: Path) -> None:
     assert all(torch.equal(value, saved_discriminators[key]) for key, value in trained.state_dict().items() if key.startswith("discriminator"))
 
 
+# --- fine-tuning -------------------------------------------------------------------------------
+
+
+def saved_pair(folder: Path, domain_a: str, domain_b: str, seed: int, ngf: int = 8) -> Path:
+    """A pair of the tiny runs' networks with discriminators, saved as a training run saves its model."""
+    torch.manual_seed(seed)
+    CycleGAN(domain_a, domain_b, generator=dict(ngf=ngf, n_blocks=2), discriminator=dict(ndf=8), with_discriminators=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_init_from_fine_tunes_a_saved_model_with_its_domains_matched(layouts, env, tmp_path):
+    """--init_from starts every network from the saved pair, swapped where the saved model names
+    the domains the other way round; at a learning rate too small to move them, the run's model
+    is the saved one, and its card says where it started."""
+    source = saved_pair(tmp_path / "zebra2horse", "zebra", "horse", seed=123)
+    out = tmp_path / "run"
+    args = ["--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
+            "--domain_a", "horse", "--domain_b", "zebra", "--max_steps", 1, "--lr", 1e-12, "--init_from", source]
+    run_script(args, env)
+    saved = CycleGAN.from_pretrained(source, load_discriminators=True)
+    tuned = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
+    assert (tuned.domain_a, tuned.domain_b) == ("horse", "zebra")
+    pairs = {"generator_ab": "generator_ba", "generator_ba": "generator_ab", "discriminator_a": "discriminator_b", "discriminator_b": "discriminator_a"}
+    for name, origin in pairs.items():
+        for key, value in getattr(tuned, name).state_dict().items():
+            torch.testing.assert_close(value, getattr(saved, origin).state_dict()[key], atol=1e-6, rtol=0, msg=f"{name}.{key}")
+    assert f"| `init_from` | `{source}` |" in (out / "model" / "README.md").read_text()
+
+
 # --- mistakes ----------------------------------------------------------------------------------
 
 
@@ -472,6 +502,17 @@ def bad_runs(layouts, tmp_path):
         "too few images for a batch": ([*base, "--batch_size", 8], 1, "4 images give no full batch of 8 per process"),
         "no such checkpoint": (
             [*base, "--resume_from_checkpoint", tmp_path / "nowhere"], 1, "is not a complete checkpoint folder"
+        ),
+        "no model to start from": ([*base, "--init_from", tmp_path / "nowhere"], 1, "--init_from: no folder"),
+        "a model with other generators": (
+            [*base, "--init_from", saved_pair(tmp_path / "wider", "A", "B", seed=0, ngf=16)],
+            1,
+            "has generator ngf 16 where the flags ask for 8: train with the flags it was trained with",
+        ),
+        "a model of other domains": (
+            [*base, "--init_from", saved_pair(tmp_path / "cat2dog", "cat", "dog", seed=0)],
+            1,
+            "translates cat <-> dog: name the run's domains the same (--domain_a cat --domain_b dog, or the other way round)",
         ),
     }
 
