@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ from cyclegan_hub.samples import log_sample_grid, sample_grid
 from cyclegan_hub.threads import cpu_name, cpu_threads_per_process
 from cyclegan_hub.training import CycleGANStep, adam, linear_decay, schedule
 
-logger = get_logger(__name__)
+logger = get_logger(__name__, log_level="INFO")
 SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
 
 
@@ -292,6 +293,8 @@ def run_summary(cfg: TrainConfig, accelerator: Accelerator, dataset, step: int, 
 
 
 if __name__ == "__main__":
+    # The run's own notes (where it started or resumed from) reach the console; the libraries' stay at warnings.
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
     config = parse_args()
     try:
         main(config)

@@ -376,7 +376,9 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
         assert half_written.name == f".checkpoint-{max(int(n.split('-')[1]) for n in complete) + 1}.tmp"
 
     # B, resumed from its newest complete checkpoint, ends exactly where A ended.
-    run_script([*args, "--resume_from_checkpoint", "latest"], env)
+    resumed = run_script([*args, "--resume_from_checkpoint", "latest"], env)
+    newest = max(complete, key=lambda name: int(name.split("-")[1]))
+    assert f"resumed from {killed / newest} at step {newest.split('-')[1]}" in resumed.stderr  # said, not only done
     assert not list(killed.glob(".checkpoint-*"))  # the leftover was replaced by the finished checkpoint
     assert checkpoints(killed) >= {"checkpoint-8"}
     for name in ("model.safetensors", "discriminators.safetensors"):
@@ -449,7 +451,8 @@ def test_init_from_fine_tunes_a_saved_model_with_its_domains_matched(layouts, en
     out = tmp_path / "run"
     args = ["--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
             "--domain_a", "horse", "--domain_b", "zebra", "--max_steps", 1, "--lr", 1e-12, "--init_from", source]
-    run_script(args, env)
+    log = run_script(args, env).stderr
+    assert f"started from {source}: its generators, its discriminators" in log
     saved = CycleGAN.from_pretrained(source, load_discriminators=True)
     tuned = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert (tuned.domain_a, tuned.domain_b) == ("horse", "zebra")
