@@ -184,10 +184,8 @@ def start_from_pretrained(model: CycleGAN, source: str | Path) -> bool:
             took_discriminators = True
         except (FileNotFoundError, EntryNotFoundError, LocalEntryNotFoundError):
             pass  # a model saved without them (e.g. pushed for inference): they start fresh
-    swapped = names != (model.domain_a, model.domain_b)
-    sources = {"generator_ab": "generator_ba", "generator_ba": "generator_ab", "discriminator_a": "discriminator_b", "discriminator_b": "discriminator_a"}
-    for target, origin in sources.items():
-        if target.startswith("discriminator") and not took_discriminators:
-            continue
-        getattr(model, target).load_state_dict(getattr(saved, origin if swapped else target).state_dict())
+    if names != (model.domain_a, model.domain_b):
+        saved = saved.swapped()
+    for name in ("generator_ab", "generator_ba", *(("discriminator_a", "discriminator_b") if took_discriminators else ())):
+        getattr(model, name).load_state_dict(getattr(saved, name).state_dict())
     return took_discriminators

@@ -111,6 +111,17 @@ class CycleGAN(HubModule):
         self.discriminator_a.to(next(self.generator_ab.parameters()).device)
         self.discriminator_b.to(next(self.generator_ab.parameters()).device)
 
+    def swapped(self) -> CycleGAN:
+        """The same pair with domains A and B named the other way round: G and F, and D_X and D_Y,
+        trade places (A and B are only names)."""
+        config = dict(self.config, domain_a=self.domain_b, domain_b=self.domain_a)
+        pair = CycleGAN(**config, with_discriminators=self.discriminator_a is not None)
+        for ours, theirs in (("generator_ab", "generator_ba"), ("generator_ba", "generator_ab"),
+                             ("discriminator_a", "discriminator_b"), ("discriminator_b", "discriminator_a")):
+            if getattr(self, theirs) is not None:
+                getattr(pair, ours).load_state_dict(getattr(self, theirs).state_dict())
+        return pair.to(next(self.parameters()).device).train(self.training)
+
     def _weight_files(self) -> dict[str, tuple[str, ...]]:
         files = {WEIGHTS_FILE: ("generator_ab.", "generator_ba.")}
         if self.discriminator_a is not None:

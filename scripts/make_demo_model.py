@@ -41,15 +41,7 @@ FIRST_DOMAIN = "photo"
 
 def photo_first(model: CycleGAN) -> CycleGAN:
     """The same pair with the domains in the order the demo shows them (A and B are only names)."""
-    if model.domain_a == FIRST_DOMAIN:
-        return model
-    config = dict(model.config, domain_a=model.domain_b, domain_b=model.domain_a)
-    swapped = CycleGAN(**config, with_discriminators=model.discriminator_a is not None)
-    for ours, theirs in (("generator_ab", "generator_ba"), ("generator_ba", "generator_ab"),
-                         ("discriminator_a", "discriminator_b"), ("discriminator_b", "discriminator_a")):
-        if getattr(model, theirs) is not None:
-            getattr(swapped, ours).load_state_dict(getattr(model, theirs).state_dict())
-    return swapped.eval()
+    return model if model.domain_a == FIRST_DOMAIN else model.swapped()
 
 
 def cycle_error(model: CycleGAN, images, there: str, back: str) -> float:
