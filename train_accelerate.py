@@ -185,6 +185,8 @@ def main(cfg: TrainConfig) -> Path:
         cycle_noise=cfg.cycle_noise,
         cycle_downscale=cfg.cycle_downscale,
         source_as_fake=cfg.source_as_fake,
+        r1_gamma=cfg.r1_gamma,
+        r1_interval=cfg.r1_interval,
         augment=None if policy is None else functools.partial(diff_augment, policy=policy, probability=cfg.diffaugment_p),
         accelerator=accelerator,
     )
@@ -200,6 +202,7 @@ def main(cfg: TrainConfig) -> Path:
     if resume_path is not None:
         state = load_checkpoint(accelerator, resume_path, pools, ema)
         step, epoch, seconds_before = state["step"], state["epoch"], state["seconds"]
+        train_step.step = step
         logger.info(f"resumed from {resume_path} at step {step}, epoch {epoch}", main_process_only=True)
 
     if accelerator.is_main_process:

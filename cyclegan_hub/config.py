@@ -75,6 +75,11 @@ class TrainConfig(DataOptions):
         0.0, "share of each discriminator's fake side given to real images of the other domain, so that it "
         "learns to reject an untranslated input too and not only a generator's artefacts (0: none, the paper)", minimum=0
     )
+    r1_gamma: float = option(
+        0.0, "weight of the R1 penalty on the discriminators' gradient at real images (Mescheder et al. 2018), "
+        "which keeps them from overfitting a small data set (0: none, the paper)", minimum=0
+    )
+    r1_interval: int = option(16, "add the R1 penalty on one step in this many, weighted up as much", minimum=1)
     diffaugment: bool = option(
         False, "DiffAugment (the transforms of --diffaugment_policy) on every image the discriminators see, real and fake"
     )

@@ -55,6 +55,20 @@ def discriminator_loss(
     return torch.stack([_judging_loss(real, fake, gan_mode) for real, fake in pairs]).mean()
 
 
+def r1_penalty(discriminator, real: torch.Tensor) -> torch.Tensor:
+    """E||grad_x D(x)||^2 over real images x (Mescheder et al. 2018, "Which training methods for GANs
+    actually converge?"): how sharply the discriminator's verdict changes around the real data.
+
+    D(x) is an image's mean patch logit (over several PatchGANs, the mean of theirs), the quantity
+    the losses above average, so the penalty keeps its scale across image and patch sizes.
+    """
+    real = real.detach().requires_grad_(True)
+    verdicts = _verdicts(discriminator(real))
+    score = torch.stack([logits.flatten(1).mean(1) for logits in verdicts]).mean(0).sum()
+    (gradient,) = torch.autograd.grad(score, real, create_graph=True)
+    return gradient.pow(2).flatten(1).sum(1).mean()
+
+
 def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor, downscale: int = 1) -> torch.Tensor:
     """E|F(G(x)) - x|_1 for one direction (eq. 2), both average-pooled by `downscale` first.
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .image_pool import ImagePool
-from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -30,6 +30,7 @@ LOSS_NAMES = (
     "loss_identity_b",
     "loss_d_a",
     "loss_d_b",
+    "loss_r1",
 )
 
 
@@ -92,6 +93,13 @@ class CycleGANStep:
             not be the domain's style: it may rate an untranslated input as real. (CartoonGAN,
             Chen et al. 2018, shows its discriminator edge-smoothed cartoons as fakes for the
             same reason.) 0 (the paper): generated images only.
+        r1_gamma: weight gamma of the R1 penalty, gamma / 2 * E||grad_x D(x)||^2 on real
+            (augmented) images, added to each discriminator's loss.
+            It keeps a discriminator from answering sharply to details of the few real images it
+            sees, the overfitting that leaves it judging a generator's artefacts rather than the
+            domain (StyleGAN2-ADA's regulariser for small data sets). 0 (the paper): none.
+        r1_interval: the penalty joins one update in this many, weighted up as much (StyleGAN2's
+            lazy regularisation): its gradient changes slowly, and its double backward is the cost.
         augment: applied to every image a discriminator judges, real or generated, in both
             updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
@@ -113,6 +121,8 @@ class CycleGANStep:
         cycle_noise: float = 0.0,
         cycle_downscale: int = 1,
         source_as_fake: float = 0.0,
+        r1_gamma: float = 0.0,
+        r1_interval: int = 16,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         accelerator=None,
     ):
@@ -126,6 +136,9 @@ class CycleGANStep:
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
         self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
         self.source_as_fake = source_as_fake
+        self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
+        self.step = 0  # updates done, which places the lazy R1 steps: a resumed run sets it
+        self.loss_r1 = torch.zeros(())  # the mean penalty of the two discriminators at the last R1 step
         self.augment = augment or (lambda images: images)
         self.accelerator = accelerator
 
@@ -153,10 +166,16 @@ class CycleGANStep:
             return translated
         return translated + self.cycle_noise * torch.randn_like(translated)
 
-    def _frozen(self, discriminator: nn.Module) -> nn.Module:
+    def _unwrapped(self, discriminator: nn.Module) -> nn.Module:
         # Under DDP a discriminator used only to pass gradients to G must bypass its wrapper:
-        # its own parameters get no gradient in this backward, which DDP would wait for.
+        # its own parameters get no gradient in this backward, which DDP would wait for. R1's
+        # pass bypasses it too: its penalty joins the loss of a DDP pass, whose all-reduce carries it.
         return discriminator if self.accelerator is None else self.accelerator.unwrap_model(discriminator)
+
+    def _r1_penalty(self, discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+        """R1 in fp32, outside autocast, as the gradient it measures is small; through `forward`,
+        since torch.compile cannot take the second derivative."""
+        return r1_penalty(self._unwrapped(discriminator).forward, self.augment(real))
 
     def _judging_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """What a discriminator minimises: real as real, fakes as fake, and with source_as_fake
@@ -184,14 +203,14 @@ class CycleGANStep:
         with self._no_sync(G, F):
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
-                loss_gan_ab = generator_adversarial_loss(self._frozen(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
+                loss_gan_ab = generator_adversarial_loss(self._unwrapped(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
                 loss_cycle_a = cycle_loss(F(self._on_cycle_path(fake_b)), real_a, self.cycle_downscale)  # eq. 2: F(G(x)) ~ x
                 part_a = loss_gan_ab + self.lambda_cyc * loss_cycle_a
             self._backward(part_a)
         with self._no_sync(G, F, enabled=with_identity):
             with self._autocast():
                 fake_a = F(real_b)  # F(y)
-                loss_gan_ba = generator_adversarial_loss(self._frozen(D_X)(self.augment(fake_a)), self.gan_mode)
+                loss_gan_ba = generator_adversarial_loss(self._unwrapped(D_X)(self.augment(fake_a)), self.gan_mode)
                 loss_cycle_b = cycle_loss(G(self._on_cycle_path(fake_a)), real_b, self.cycle_downscale)  # G(F(y)) ~ y
                 part_b = loss_gan_ba + self.lambda_cyc * loss_cycle_b
             self._backward(part_b)
@@ -212,11 +231,18 @@ class CycleGANStep:
         with self._autocast():
             loss_d_a = self._judging_loss(D_X, real_a, pooled_fake_a, source=real_b)
             loss_d_b = self._judging_loss(D_Y, real_b, pooled_fake_b, source=real_a)
+        loss_d = loss_d_a + loss_d_b
+        if self.r1_gamma > 0 and self.step % self.r1_interval == 0:
+            penalty = self._r1_penalty(D_X, real_a) + self._r1_penalty(D_Y, real_b)
+            loss_d = loss_d + self.r1_gamma / 2 * self.r1_interval * penalty
+            self.loss_r1 = penalty.detach() / 2
         self.optimizer_d.zero_grad(set_to_none=True)
-        self._backward(loss_d_a + loss_d_b)
+        self._backward(loss_d)
         self.optimizer_d.step()
+        self.step += 1
 
         losses = torch.stack(
-            [loss_g, loss_gan_ab, loss_gan_ba, loss_cycle_a, loss_cycle_b, loss_identity_a, loss_identity_b, loss_d_a, loss_d_b]
+            [loss_g, loss_gan_ab, loss_gan_ba, loss_cycle_a, loss_cycle_b, loss_identity_a, loss_identity_b, loss_d_a, loss_d_b,
+             self.loss_r1.to(loss_g.device)]
         )
         return dict(zip(LOSS_NAMES, losses.detach().float().tolist()))  # one device sync per step

@@ -166,6 +166,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
         "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
+        "--r1_gamma", 0.5, "--r1_interval", 4,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -180,8 +181,11 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
             scalars[tag] = [event.value for event in accumulator.Scalars(tag)]
         images |= set(accumulator.Tags()["images"])
     assert "samples" in images
-    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "lr", "lr_d", "images_per_s"):
+    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "loss_r1", "lr", "lr_d", "images_per_s"):
         assert len(scalars[name]) == 40, name
+    # the R1 penalty of the last R1 step: measured on steps 0, 4, 8, ..., so logged in runs of four
+    assert scalars["loss_r1"][0] > 0 and scalars["loss_r1"][:4] == [scalars["loss_r1"][0]] * 4
+    assert scalars["loss_r1"][4] != scalars["loss_r1"][3]
     assert scalars["lr"][0] == pytest.approx(2e-4) and scalars["lr"][-1] < 2e-5  # the linear decay
     assert scalars["lr_d"][0] == pytest.approx(5e-5) and scalars["lr_d"][-1] < 5e-6
     # the optimizers themselves: D's rate is --lr_d, decayed on the same schedule as G's
@@ -199,6 +203,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `diffaugment_policy` | `translation,cutout` |" in card and "| `diffaugment_p` | `0.5` |" in card
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     assert "| `source_as_fake` | `0.25` |" in card
+    assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
     assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
@@ -241,13 +246,16 @@ save_file(tensors, f"{record}/rank{rank}.safetensors", metadata={"inputs": input
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "discriminator_flags", [[], ["--spectral_norm_d"], ["--n_layers_d", 2, 3]], ids=["paper", "spectral norm", "two patch sizes"]
+    "discriminator_flags",
+    [[], ["--spectral_norm_d"], ["--n_layers_d", 2, 3, "--r1_gamma", 1, "--r1_interval", 2]],
+    ids=["paper", "spectral norm", "two patch sizes with R1"],
 )
 def test_ddp_two_processes_hold_the_same_weights(layouts, env, tmp_path, discriminator_flags):
     """`accelerate launch --multi_gpu --num_processes 2` on the CPU: two gloo DDP processes.
 
     With spectral norm the discriminators also carry power-iteration vectors, updated in place at
-    every forward: they too must end the same on both ranks and in the saved model."""
+    every forward: they too must end the same on both ranks and in the saved model. R1's pass
+    bypasses the DDP wrapper: its gradient must still be averaged."""
     from safetensors import safe_open
 
     recorder = tmp_path / "record_ranks.py"
@@ -300,8 +308,10 @@ def test_bf16_compiled_run_on_cpu_resumes_without_compiling(layouts, env, tmp_pa
         "--dataset", layouts["d"], *TINY, "--output_dir", out, "--report_to", "none", "--seed", 0,
         "--save_dtype", "bfloat16", "--checkpointing_steps", 2,
     ]
-    # The fast path the README gives, with the demo model's recipe (its blur layers compile too) and the input skip.
-    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9, "--input_skip"]
+    # The fast path the README gives, with the demo model's recipe (its blur layers compile too), the input skip,
+    # and R1, whose second derivative torch.compile cannot take.
+    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9, "--input_skip",
+              "--r1_gamma", 1, "--r1_interval", 1]
     run_script([*args, *recipe, "--max_steps", 2, "--compile"], env, launcher=launcher)
     assert "mixed precision bf16" in (out / "model" / "README.md").read_text()
     stored = load_file(str(out / "model" / "model.safetensors"))
@@ -352,8 +362,9 @@ def kill_while_checkpointing(args, env, output_dir: Path, after_step: int) -> Pa
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
-    # With every recipe option: DiffAugment draws random numbers each step, the average is state too.
-    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9]
+    # With every recipe option: DiffAugment draws random numbers each step, the average is state too, and
+    # R1's lazy steps (0, 3, 6) must stay where they were.
+    recipe = ["--upsample", "antialias", "--downsample", "antialias", "--diffaugment", "--ema_decay", 0.9, "--r1_gamma", 1, "--r1_interval", 3]
     common = ["--dataset", layouts["d"], *TINY, *recipe, "--max_steps", 8, "--seed", 1, "--pool_size", 2, "--report_to", "none"]
 
     # A: an unbroken run.
@@ -495,6 +506,8 @@ def bad_runs(layouts, tmp_path):
             [*base, "--source_as_fake", 1], 2, "--source_as_fake is a share of the fake side: below 1, got 1.0"
         ),
         "negative share": ([*base, "--source_as_fake", -0.5], 2, "--source_as_fake must be >= 0, got -0.5"),
+        "negative R1 weight": ([*base, "--r1_gamma", -1], 2, "--r1_gamma must be >= 0, got -1.0"),
+        "R1 never": ([*base, "--r1_gamma", 1, "--r1_interval", 0], 2, "--r1_interval must be >= 1, got 0"),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],

@@ -21,7 +21,7 @@ from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.image_pool import ImagePool
-from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
 from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, linear_decay
 
 # --- the reference: the original release's update, written out -----------------------------------
@@ -432,6 +432,56 @@ class IdentityTranslator(nn.Module):
 
     def forward(self, images):
         return self.conv(images)
+
+
+def test_r1_penalty_is_the_squared_gradient_of_the_mean_patch_verdict():
+    torch.manual_seed(0)
+    judge = nn.Conv2d(3, 1, 1, bias=False)  # a linear PatchGAN: each patch's verdict is w . x at one pixel
+    real = torch.rand(2, 3, 8, 8)
+    # D(x) = the mean of 64 verdicts: its gradient is w / 64 at every pixel, of squared norm |w|^2 / 64.
+    expected = scalar(judge.weight.pow(2).sum()) / 64
+    assert scalar(r1_penalty(judge, real)) == pytest.approx(expected, rel=1e-5)
+    # Several PatchGANs: the mean of their verdicts, here 2 w . x.
+    assert scalar(r1_penalty(lambda x: [judge(x), 3 * judge(x)], real)) == pytest.approx(4 * expected, rel=1e-5)
+    r1_penalty(judge, real).backward()  # a loss of the discriminator's weights: it trains them
+    assert torch.allclose(judge.weight.grad, 2 * judge.weight / 64)
+
+
+def r1_update(r1_gamma: float, at_step: int, real_a, real_b):
+    """One step of a fresh tiny pair, its discriminators on plain SGD at rate 1, numbered `at_step`."""
+    model = tiny_pair()
+    before = copy.deepcopy(model)
+    step = CycleGANStep(
+        model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b,
+        adam([model.generator_ab, model.generator_ba]), torch.optim.SGD([*model.discriminator_a.parameters(),
+        *model.discriminator_b.parameters()], lr=1.0), pool_size=0, r1_gamma=r1_gamma, r1_interval=4,
+    )
+    step.step = at_step
+    losses = step(real_a, real_b)
+    return before, model, losses
+
+
+def test_r1_joins_one_discriminator_update_in_r1_interval_weighted_up_as_much():
+    real_a, real_b = batches(1)[0]
+    before, plain, _ = r1_update(0.0, 0, real_a, real_b)
+    _, regularised, losses = r1_update(0.5, 0, real_a, real_b)
+    judges = [*before.discriminator_a.parameters(), *before.discriminator_b.parameters()]
+    penalty = r1_penalty(before.discriminator_a, real_a) + r1_penalty(before.discriminator_b, real_b)
+    # (the last conv's bias moves every verdict alike, so it has no part in the penalty)
+    gradients = [torch.zeros_like(p) if g is None else g for p, g in zip(judges, torch.autograd.grad(penalty, judges, allow_unused=True))]
+    assert losses["loss_r1"] == pytest.approx(scalar(penalty) / 2, rel=1e-5)  # the two discriminators' mean
+    # SGD at rate 1: the two updates differ by gamma / 2 * interval times the penalty's gradient.
+    moved = [*regularised.discriminator_a.parameters(), *regularised.discriminator_b.parameters()]
+    unmoved = [*plain.discriminator_a.parameters(), *plain.discriminator_b.parameters()]
+    for with_r1, without, gradient in zip(moved, unmoved, gradients, strict=True):
+        assert torch.allclose(without - with_r1, 0.5 / 2 * 4 * gradient, atol=1e-6)
+    assert max(scalar(gradient.abs().max()) for gradient in gradients) > 1e-4  # so the check can fail
+    # The generators' update comes first and knows nothing of it.
+    assert all(torch.equal(a, b) for a, b in zip(plain.generator_ab.parameters(), regularised.generator_ab.parameters()))
+    # Off the interval (update 5 of a run resumed at step 5): the paper's update.
+    _, skipped, losses = r1_update(0.5, 5, real_a, real_b)
+    assert losses["loss_r1"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(skipped.parameters(), plain.parameters()))
 
 
 @pytest.mark.parametrize("cycle_noise", [0.0, 0.5])
