@@ -61,7 +61,10 @@ class TrainConfig(DataOptions):
     # the recipe
     gan_mode: str = option("lsgan", "adversarial loss", GAN_MODES)
     lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss")
-    lambda_identity: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 turns it off)")
+    lambda_identity: tuple[float, ...] = option(
+        (0.5,), "identity loss weight, as a fraction of lambda_cyc (0 turns it off): one value for both generators, "
+        "or two, G's (A->B, kept from changing B's images) then F's (B->A, on A's)", minimum=0
+    )
     cycle_noise: float = option(
         0.0, "std of Gaussian noise added to a translation before it is translated back in the cycle loss, "
         "so the cycle cannot rely on a faint hidden code (0: none, the paper)", minimum=0
@@ -148,6 +151,8 @@ class TrainConfig(DataOptions):
                 parse_policy(self.diffaugment_policy)
             except ValueError as error:
                 problems.append(f"--diffaugment_policy: {error}")
+        if len(self.lambda_identity) > 2:
+            problems.append(f"--lambda_identity takes one weight or two (G's, F's), got {len(self.lambda_identity)}")
         if self.source_as_fake >= 1:
             problems.append(f"--source_as_fake is a share of the fake side: below 1, got {self.source_as_fake}")
         if self.diffaugment_p > 1:

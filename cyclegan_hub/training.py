@@ -78,7 +78,9 @@ class CycleGANStep:
         gan_mode: "lsgan" (paper), "vanilla" or "hinge".
         lambda_cyc: weight of the cycle loss (eq. 3), 10 in the paper.
         lambda_identity: identity loss weight as a fraction of lambda_cyc (0.5 in the paper's
-            painting experiments), 0 to skip it.
+            painting experiments), 0 to skip it; or two: G's (|G(y) - y|) and F's (|F(x) - x|).
+            The term holds a generator near the identity; G and F can be held apart, e.g. F free
+            to repaint photos while G keeps its colours.
         pool_size: generated-image history per discriminator, 50 in the paper.
         cycle_noise: std of Gaussian noise added to G(x) and F(y) on their way back through the
             cycle only. A generator can satisfy the cycle by hiding the input in a faint
@@ -116,7 +118,7 @@ class CycleGANStep:
         *,
         gan_mode: str = "lsgan",
         lambda_cyc: float = 10.0,
-        lambda_identity: float = 0.5,
+        lambda_identity: float | tuple[float, ...] = 0.5,
         pool_size: int = 50,
         cycle_noise: float = 0.0,
         cycle_downscale: int = 1,
@@ -131,7 +133,9 @@ class CycleGANStep:
         self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.gan_mode = gan_mode
-        self.lambda_cyc, self.lambda_identity = lambda_cyc, lambda_identity
+        self.lambda_cyc = lambda_cyc
+        weights = (lambda_identity,) if isinstance(lambda_identity, float | int) else tuple(lambda_identity)
+        self.identity_ab, self.identity_ba = weights * 2 if len(weights) == 1 else weights  # G's, F's
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
         self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
@@ -199,7 +203,7 @@ class CycleGANStep:
         # Under DDP the gradients of all parts are all-reduced once, in the last part's backward.
         set_requires_grad((D_X, D_Y), False)
         self.optimizer_g.zero_grad(set_to_none=True)
-        with_identity = self.lambda_identity > 0
+        with_identity = self.identity_ab > 0 or self.identity_ba > 0
         with self._no_sync(G, F):
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
@@ -217,9 +221,11 @@ class CycleGANStep:
         loss_identity_a = loss_identity_b = part_identity = torch.zeros((), device=real_a.device)
         if with_identity:
             with self._autocast():
-                loss_identity_b = identity_loss(G(real_b), real_b)  # section 5.2: G(y) ~ y
-                loss_identity_a = identity_loss(F(real_a), real_a)
-                part_identity = self.lambda_cyc * self.lambda_identity * (loss_identity_a + loss_identity_b)
+                if self.identity_ab > 0:
+                    loss_identity_b = identity_loss(G(real_b), real_b)  # section 5.2: G(y) ~ y
+                if self.identity_ba > 0:
+                    loss_identity_a = identity_loss(F(real_a), real_a)
+                part_identity = self.lambda_cyc * (self.identity_ab * loss_identity_b + self.identity_ba * loss_identity_a)
             self._backward(part_identity)
         self.optimizer_g.step()
         loss_g = (part_a + part_b + part_identity).detach()

@@ -166,7 +166,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
         "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
-        "--r1_gamma", 0.5, "--r1_interval", 4,
+        "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -204,6 +204,8 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     assert "| `source_as_fake` | `0.25` |" in card
     assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
+    assert "| `lambda_identity` | `0.5 0.0` |" in card  # G's identity term kept, F's dropped
+    assert scalars["loss_identity_b"][-1] > 0 and set(scalars["loss_identity_a"]) == {0.0}
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
     assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
@@ -508,6 +510,9 @@ def bad_runs(layouts, tmp_path):
         "negative share": ([*base, "--source_as_fake", -0.5], 2, "--source_as_fake must be >= 0, got -0.5"),
         "negative R1 weight": ([*base, "--r1_gamma", -1], 2, "--r1_gamma must be >= 0, got -1.0"),
         "R1 never": ([*base, "--r1_gamma", 1, "--r1_interval", 0], 2, "--r1_interval must be >= 1, got 0"),
+        "three identity weights": (
+            [*base, "--lambda_identity", 0.5, 0, 1], 2, "--lambda_identity takes one weight or two (G's, F's), got 3"
+        ),
         "no such folder": ([*base, "--dataset", tmp_path / "no-such-folder"], 1, "cannot load dataset"),
         "missing column": (
             [*base, "--dataset", layouts["a"], "--image_column_a", "imageA", "--image_column_b", "photo"],

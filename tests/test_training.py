@@ -434,6 +434,30 @@ class IdentityTranslator(nn.Module):
         return self.conv(images)
 
 
+def test_each_generator_can_have_its_own_identity_weight():
+    """(G's, F's): |G(y) - y| moves only G, |F(x) - x| only F; plain SGD, so each update is its gradient."""
+    real_a, real_b = batches(1)[0]
+
+    def update(lambda_identity):
+        model = tiny_pair()
+        generators = [model.generator_ab, model.generator_ba]
+        step = CycleGANStep(
+            *generators, model.discriminator_a, model.discriminator_b,
+            torch.optim.SGD([p for g in generators for p in g.parameters()], lr=1.0),
+            adam([model.discriminator_a, model.discriminator_b]), pool_size=0, lambda_identity=lambda_identity,
+        )
+        return model, step(real_a, real_b)
+
+    only_g, losses = update((0.5, 0.0))
+    both, both_losses = update(0.5)
+    neither, _ = update(0.0)
+    assert losses["loss_identity_a"] == 0 and losses["loss_identity_b"] == pytest.approx(both_losses["loss_identity_b"])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ab.parameters(), both.generator_ab.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ba.parameters(), neither.generator_ba.parameters()))
+    # and the identity term does move G, so the first comparison can fail
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ab.parameters(), neither.generator_ab.parameters()))
+
+
 def test_r1_penalty_is_the_squared_gradient_of_the_mean_patch_verdict():
     torch.manual_seed(0)
     judge = nn.Conv2d(3, 1, 1, bias=False)  # a linear PatchGAN: each patch's verdict is w . x at one pixel
