@@ -132,8 +132,9 @@ class TrainConfig(DataOptions):
     push_steps: int | None = option(None, "also save and push every N steps", card=False, minimum=1)
 
     def __post_init__(self):
-        # argparse gives a list; in Python a bare int is one value
+        # argparse gives a list; in Python (and in older runs' train_config.json) a bare number is one value
         self.n_layers_d = (self.n_layers_d,) if isinstance(self.n_layers_d, int) else tuple(self.n_layers_d)
+        self.lambda_identity = (self.lambda_identity,) if isinstance(self.lambda_identity, float | int) else tuple(self.lambda_identity)
         problems = out_of_range(self)
         if len(self.n_layers_d) != 1:
             try:
