@@ -184,6 +184,7 @@ def main(cfg: TrainConfig) -> Path:
         pool_size=cfg.pool_size,
         cycle_noise=cfg.cycle_noise,
         cycle_downscale=cfg.cycle_downscale,
+        identity_downscale=cfg.identity_downscale,
         source_as_fake=cfg.source_as_fake,
         r1_gamma=cfg.r1_gamma,
         r1_interval=cfg.r1_interval,

@@ -73,6 +73,10 @@ class TrainConfig(DataOptions):
         1, "compare each round trip with its input average-pooled by this factor, so detail finer than it "
         "need not be hidden in the translation to survive the cycle (1: every pixel, the paper)", minimum=1
     )
+    identity_downscale: int = option(
+        1, "compare each identity image with its input average-pooled by this factor, so that the identity term "
+        "keeps colours and leaves finer texture free (1: every pixel, the paper)", minimum=1
+    )
     pool_size: int = option(50, "history of generated images shown to the discriminators", minimum=0)
     source_as_fake: float = option(
         0.0, "share of each discriminator's fake side given to real images of the other domain, so that it "

@@ -69,18 +69,26 @@ def r1_penalty(discriminator, real: torch.Tensor) -> torch.Tensor:
     return gradient.pow(2).flatten(1).sum(1).mean()
 
 
+def _pooled_l1(output: torch.Tensor, target: torch.Tensor, downscale: int) -> torch.Tensor:
+    """E|output - target|_1 after average-pooling both by `downscale` (1: every pixel)."""
+    if downscale > 1:
+        output = F.avg_pool2d(output, downscale, ceil_mode=True)
+        target = F.avg_pool2d(target, downscale, ceil_mode=True)
+    return F.l1_loss(output, target)
+
+
 def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor, downscale: int = 1) -> torch.Tensor:
     """E|F(G(x)) - x|_1 for one direction (eq. 2), both average-pooled by `downscale` first.
 
     Pooled, detail finer than `downscale` pixels need not survive the round trip, so a generator
     gains nothing from hiding it in its translation (1: the paper, every pixel).
     """
-    if downscale > 1:
-        reconstructed = F.avg_pool2d(reconstructed, downscale, ceil_mode=True)
-        real = F.avg_pool2d(real, downscale, ceil_mode=True)
-    return F.l1_loss(reconstructed, real)
+    return _pooled_l1(reconstructed, real, downscale)
 
 
-def identity_loss(same: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """E|G(y) - y|_1: keeps colours when a target-domain image is fed in (section 5.2)."""
-    return F.l1_loss(same, real)
+def identity_loss(same: torch.Tensor, real: torch.Tensor, downscale: int = 1) -> torch.Tensor:
+    """E|G(y) - y|_1: keeps colours when a target-domain image is fed in (section 5.2).
+
+    Pooled by `downscale`, it holds the colours of areas that size and leaves finer texture (strokes)
+    free to change (1: the paper, every pixel)."""
+    return _pooled_l1(same, real, downscale)

@@ -89,6 +89,8 @@ class CycleGANStep:
         cycle_downscale: compare each round trip with its input average-pooled by this factor, so
             the cycle asks nothing of detail finer than it and a code for it gains nothing. 1 (the
             paper): every pixel.
+        identity_downscale: the same for the identity term: pooled, it keeps the colours of areas
+            that size and leaves a generator free to paint finer texture. 1 (the paper): every pixel.
         source_as_fake: share of each discriminator's fake side given to real images of the
             other domain: D_Y also learns to call x fake, D_X to call y fake. Without them a
             discriminator learns what tells a generator's output from the domain, which need
@@ -122,6 +124,7 @@ class CycleGANStep:
         pool_size: int = 50,
         cycle_noise: float = 0.0,
         cycle_downscale: int = 1,
+        identity_downscale: int = 1,
         source_as_fake: float = 0.0,
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
@@ -139,6 +142,7 @@ class CycleGANStep:
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
         self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
+        self.identity_downscale = identity_downscale
         self.source_as_fake = source_as_fake
         self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
         self.step = 0  # updates done, which places the lazy R1 steps: a resumed run sets it
@@ -222,9 +226,9 @@ class CycleGANStep:
         if with_identity:
             with self._autocast():
                 if self.identity_ab > 0:
-                    loss_identity_b = identity_loss(G(real_b), real_b)  # section 5.2: G(y) ~ y
+                    loss_identity_b = identity_loss(G(real_b), real_b, self.identity_downscale)  # section 5.2: G(y) ~ y
                 if self.identity_ba > 0:
-                    loss_identity_a = identity_loss(F(real_a), real_a)
+                    loss_identity_a = identity_loss(F(real_a), real_a, self.identity_downscale)
                 part_identity = self.lambda_cyc * (self.identity_ab * loss_identity_b + self.identity_ba * loss_identity_a)
             self._backward(part_identity)
         self.optimizer_g.step()

@@ -166,7 +166,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
         "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
-        "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0,
+        "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0, "--identity_downscale", 4,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -204,7 +204,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     assert "| `source_as_fake` | `0.25` |" in card
     assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
-    assert "| `lambda_identity` | `0.5 0.0` |" in card  # G's identity term kept, F's dropped
+    assert "| `lambda_identity` | `0.5 0.0` |" in card and "| `identity_downscale` | `4` |" in card  # G's identity term kept, F's dropped
     assert scalars["loss_identity_b"][-1] > 0 and set(scalars["loss_identity_a"]) == {0.0}
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}

@@ -550,6 +550,20 @@ def test_cycle_downscale_ignores_detail_finer_than_it(cycle_downscale, expected)
     assert losses["loss_identity_a"] == pytest.approx(0.25, abs=1e-6)
 
 
+@pytest.mark.parametrize("identity_downscale, expected", [(1, 0.25), (2, 0.0), (8, 0.0)])
+def test_identity_downscale_keeps_colours_and_frees_detail(identity_downscale, expected):
+    discriminators = tiny_pair()
+    G, F = IdentityTranslator(), CheckerboardTranslator()
+    D_X, D_Y = discriminators.discriminator_a, discriminators.discriminator_b
+    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), identity_downscale=identity_downscale, pool_size=1)
+    real_a, real_b = batches(1, batch_size=1, size=34)[0]
+    losses = step(real_a, real_b)
+    assert losses["loss_identity_a"] == pytest.approx(expected, abs=1e-6)  # F(x) = x + checkerboard
+    assert losses["loss_cycle_a"] == pytest.approx(0.25, abs=1e-6)  # the cycle still compares every pixel
+    # A change of colour is coarser than any pooling: it still counts.
+    assert identity_loss(real_a + 0.3, real_a, identity_downscale).item() == pytest.approx(0.3, abs=1e-6)
+
+
 def test_ema_follows_the_weights_with_a_warm_up():
     model = tiny_pair()
     ema = GeneratorEMA(model, decay=0.99)
