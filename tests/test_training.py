@@ -532,36 +532,27 @@ class CheckerboardTranslator(IdentityTranslator):
         return super().forward(images) + 0.25 * (1 - 2 * ((rows + cols) % 2)).to(images)
 
 
-@pytest.mark.parametrize("cycle_downscale, expected", [(1, 0.25), (2, 0.0), (4, 0.0)])
-def test_cycle_downscale_ignores_detail_finer_than_it(cycle_downscale, expected):
+@pytest.mark.parametrize("pooled", ["cycle", "identity"])
+@pytest.mark.parametrize("downscale, expected", [(1, 0.25), (2, 0.0), (4, 0.0)])
+def test_pooled_terms_ignore_detail_finer_than_the_pooling(pooled, downscale, expected):
+    """--cycle_downscale pools the round trips, --identity_downscale the identity images; the other term stays whole."""
     discriminators = tiny_pair()
     G, F = IdentityTranslator(), CheckerboardTranslator()
     D_X, D_Y = discriminators.discriminator_a, discriminators.discriminator_b
-    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), cycle_downscale=cycle_downscale, pool_size=1)
+    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), pool_size=1, **{f"{pooled}_downscale": downscale})
     real_a, real_b = batches(1, batch_size=1, size=34)[0]  # 34 is not a multiple of 4: the last pools are partial
     losses = step(real_a, real_b)
-    # Both round trips add the checkerboard once: every pixel counts it, any pooling averages it out.
-    for name in ("loss_cycle_a", "loss_cycle_b"):
+    # Both round trips and F's identity image add the checkerboard once: every pixel counts it,
+    # any pooling averages it out.
+    pooled_names = ["loss_cycle_a", "loss_cycle_b"] if pooled == "cycle" else ["loss_identity_a"]
+    whole_names = ["loss_identity_a"] if pooled == "cycle" else ["loss_cycle_a", "loss_cycle_b"]
+    for name in pooled_names:
         assert losses[name] == pytest.approx(expected, abs=1e-6), name
-    # What is coarser than the pooling still counts: a uniform offset survives it unchanged.
-    offset = real_a + 0.3
-    assert cycle_loss(offset, real_a, cycle_downscale).item() == pytest.approx(0.3, abs=1e-6)
-    # The identity term still compares every pixel: F(x) = x + checkerboard.
-    assert losses["loss_identity_a"] == pytest.approx(0.25, abs=1e-6)
-
-
-@pytest.mark.parametrize("identity_downscale, expected", [(1, 0.25), (2, 0.0), (8, 0.0)])
-def test_identity_downscale_keeps_colours_and_frees_detail(identity_downscale, expected):
-    discriminators = tiny_pair()
-    G, F = IdentityTranslator(), CheckerboardTranslator()
-    D_X, D_Y = discriminators.discriminator_a, discriminators.discriminator_b
-    step = CycleGANStep(G, F, D_X, D_Y, adam([G, F]), adam([D_X, D_Y]), identity_downscale=identity_downscale, pool_size=1)
-    real_a, real_b = batches(1, batch_size=1, size=34)[0]
-    losses = step(real_a, real_b)
-    assert losses["loss_identity_a"] == pytest.approx(expected, abs=1e-6)  # F(x) = x + checkerboard
-    assert losses["loss_cycle_a"] == pytest.approx(0.25, abs=1e-6)  # the cycle still compares every pixel
-    # A change of colour is coarser than any pooling: it still counts.
-    assert identity_loss(real_a + 0.3, real_a, identity_downscale).item() == pytest.approx(0.3, abs=1e-6)
+    for name in whole_names:
+        assert losses[name] == pytest.approx(0.25, abs=1e-6), name
+    # What is coarser than the pooling still counts: a uniform offset (a change of colour) survives it.
+    loss = cycle_loss if pooled == "cycle" else identity_loss
+    assert loss(real_a + 0.3, real_a, downscale).item() == pytest.approx(0.3, abs=1e-6)
 
 
 def test_ema_follows_the_weights_with_a_warm_up():
