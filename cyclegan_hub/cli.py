@@ -33,6 +33,12 @@ def out_of_range(config) -> list[str]:
     return problems
 
 
+def as_values(value) -> tuple:
+    """A list flag's value as a tuple: argparse gives a list; in Python (and in older runs'
+    train_config.json) a bare number is one value."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
 def as_typed(value):
     """A value as typed after its flag: a list flag's one value as itself, several space-separated."""
     if not isinstance(value, (list, tuple)):

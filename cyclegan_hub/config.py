@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .augment import TRANSFORMS, parse_policy
-from .cli import DefaultsHelpFormatter, add_flags, option, out_of_range
+from .cli import DefaultsHelpFormatter, add_flags, as_values, option, out_of_range
 from .data import PREPROCESS_MODES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
@@ -136,9 +136,7 @@ class TrainConfig(DataOptions):
     push_steps: int | None = option(None, "also save and push every N steps", card=False, minimum=1)
 
     def __post_init__(self):
-        # argparse gives a list; in Python (and in older runs' train_config.json) a bare number is one value
-        self.n_layers_d = (self.n_layers_d,) if isinstance(self.n_layers_d, int) else tuple(self.n_layers_d)
-        self.lambda_identity = (self.lambda_identity,) if isinstance(self.lambda_identity, float | int) else tuple(self.lambda_identity)
+        self.n_layers_d, self.lambda_identity = as_values(self.n_layers_d), as_values(self.lambda_identity)
         problems = out_of_range(self)
         if len(self.n_layers_d) != 1:
             try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .cli import as_values
 from .image_pool import ImagePool
 from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
 
@@ -137,7 +138,7 @@ class CycleGANStep:
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.gan_mode = gan_mode
         self.lambda_cyc = lambda_cyc
-        weights = (lambda_identity,) if isinstance(lambda_identity, float | int) else tuple(lambda_identity)
+        weights = as_values(lambda_identity)
         self.identity_ab, self.identity_ba = weights * 2 if len(weights) == 1 else weights  # G's, F's
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
