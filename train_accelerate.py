@@ -229,6 +229,8 @@ def main(cfg: TrainConfig) -> Path:
             for optimizer, initial_lr in ((optimizer_g, cfg.lr), (optimizer_d, lr_d)):
                 for group in optimizer.param_groups:
                     group["lr"] = initial_lr * decay
+            if cfg.identity_decay_steps:  # the identity term fades out on its own schedule
+                train_step.identity_scale = linear_decay(step, 0, cfg.identity_decay_steps)
             # 2) one CycleGAN update: G and F against frozen D_X, D_Y, then D_X, D_Y on pooled fakes
             losses = train_step(batch["a"], batch["b"])
             if ema:
@@ -241,7 +243,8 @@ def main(cfg: TrainConfig) -> Path:
             if step % cfg.logging_steps == 0 or step == total_steps:
                 rate = (step - start_step) * images_per_step / (time.time() - started)
                 accelerator.log(
-                    {**losses, "lr": cfg.lr * decay, "lr_d": lr_d * decay, "epoch": epoch, "images_per_s": rate,
+                    {**losses, "lr": cfg.lr * decay, "lr_d": lr_d * decay, "identity_scale": train_step.identity_scale,
+                     "epoch": epoch, "images_per_s": rate,
                      "skipped_images": skipped_images},
                     step=step,
                 )

@@ -65,6 +65,11 @@ class TrainConfig(DataOptions):
         (0.5,), "identity loss weight, as a fraction of lambda_cyc (0 turns it off): one value for both generators, "
         "or two, G's (A->B, kept from changing B's images) then F's (B->A, on A's)", minimum=0
     )
+    identity_decay_steps: int | None = option(
+        None, "fade the identity weights linearly to 0 over the first N steps, then train without the term: early "
+        "on it keeps the inputs' colours while the mapping forms, later it no longer holds G at its input "
+        "(default: constant, the paper)", minimum=1
+    )
     cycle_noise: float = option(
         0.0, "std of Gaussian noise added to a translation before it is translated back in the cycle loss, "
         "so the cycle cannot rely on a faint hidden code (0: none, the paper)", minimum=0
@@ -156,6 +161,8 @@ class TrainConfig(DataOptions):
                 problems.append(f"--diffaugment_policy: {error}")
         if len(self.lambda_identity) > 2:
             problems.append(f"--lambda_identity takes one weight or two (G's, F's), got {len(self.lambda_identity)}")
+        if self.identity_decay_steps is not None and not any(self.lambda_identity):
+            problems.append("--identity_decay_steps fades the identity term: it needs --lambda_identity above 0")
         if self.source_as_fake >= 1:
             problems.append(f"--source_as_fake is a share of the fake side: below 1, got {self.source_as_fake}")
         if self.diffaugment_p > 1:

@@ -82,6 +82,9 @@ class CycleGANStep:
             painting experiments), 0 to skip it; or two: G's (|G(y) - y|) and F's (|F(x) - x|).
             The term holds a generator near the identity; G and F can be held apart, e.g. F free
             to repaint photos while G keeps its colours.
+            `identity_scale` multiplies both for one step: the train script fades it to 0 with
+            --identity_decay_steps, so the term keeps colours early and leaves the generators
+            free later.
         pool_size: generated-image history per discriminator, 50 in the paper.
         cycle_noise: std of Gaussian noise added to G(x) and F(y) on their way back through the
             cycle only. A generator can satisfy the cycle by hiding the input in a faint
@@ -140,6 +143,7 @@ class CycleGANStep:
         self.lambda_cyc = lambda_cyc
         weights = as_values(lambda_identity)
         self.identity_ab, self.identity_ba = weights * 2 if len(weights) == 1 else weights  # G's, F's
+        self.identity_scale = 1.0  # the share of those weights in the next step
         self.pool_a = ImagePool(pool_size)  # history of F(y), shown to D_X
         self.pool_b = ImagePool(pool_size)  # history of G(x), shown to D_Y
         self.cycle_noise, self.cycle_downscale = cycle_noise, cycle_downscale
@@ -208,7 +212,8 @@ class CycleGANStep:
         # Under DDP the gradients of all parts are all-reduced once, in the last part's backward.
         set_requires_grad((D_X, D_Y), False)
         self.optimizer_g.zero_grad(set_to_none=True)
-        with_identity = self.identity_ab > 0 or self.identity_ba > 0
+        identity_ab, identity_ba = self.identity_scale * self.identity_ab, self.identity_scale * self.identity_ba
+        with_identity = identity_ab > 0 or identity_ba > 0
         with self._no_sync(G, F):
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
@@ -226,11 +231,11 @@ class CycleGANStep:
         loss_identity_a = loss_identity_b = part_identity = torch.zeros((), device=real_a.device)
         if with_identity:
             with self._autocast():
-                if self.identity_ab > 0:
+                if identity_ab > 0:
                     loss_identity_b = identity_loss(G(real_b), real_b, self.identity_downscale)  # section 5.2: G(y) ~ y
-                if self.identity_ba > 0:
+                if identity_ba > 0:
                     loss_identity_a = identity_loss(F(real_a), real_a, self.identity_downscale)
-                part_identity = self.lambda_cyc * (self.identity_ab * loss_identity_b + self.identity_ba * loss_identity_a)
+                part_identity = self.lambda_cyc * (identity_ab * loss_identity_b + identity_ba * loss_identity_a)
             self._backward(part_identity)
         self.optimizer_g.step()
         loss_g = (part_a + part_b + part_identity).detach()

@@ -167,6 +167,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
         "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
         "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0, "--identity_downscale", 4,
+        "--identity_decay_steps", 30,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -181,7 +182,8 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
             scalars[tag] = [event.value for event in accumulator.Scalars(tag)]
         images |= set(accumulator.Tags()["images"])
     assert "samples" in images
-    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "loss_r1", "lr", "lr_d", "images_per_s"):
+    for name in ("loss_g", "loss_gan_ab", "loss_d_a", "loss_d_b", "loss_identity_a", "loss_r1", "lr", "lr_d", "identity_scale",
+                 "images_per_s"):
         assert len(scalars[name]) == 40, name
     # the R1 penalty of the last R1 step: measured on steps 0, 4, 8, ..., so logged in runs of four
     assert scalars["loss_r1"][0] > 0 and scalars["loss_r1"][:4] == [scalars["loss_r1"][0]] * 4
@@ -205,7 +207,11 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `source_as_fake` | `0.25` |" in card
     assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
     assert "| `lambda_identity` | `0.5 0.0` |" in card and "| `identity_downscale` | `4` |" in card  # G's identity term kept, F's dropped
-    assert scalars["loss_identity_b"][-1] > 0 and set(scalars["loss_identity_a"]) == {0.0}
+    # G's identity term fades out over the first 30 steps and is off after them
+    assert scalars["identity_scale"][:3] == pytest.approx([1.0, 29 / 30, 28 / 30]) and set(scalars["identity_scale"][30:]) == {0.0}
+    assert min(scalars["loss_identity_b"][:30]) > 0 and set(scalars["loss_identity_b"][30:]) == {0.0}
+    assert set(scalars["loss_identity_a"]) == {0.0}
+    assert "| `identity_decay_steps` | `30` |" in card
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
     assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
@@ -510,6 +516,10 @@ def bad_runs(layouts, tmp_path):
         "negative share": ([*base, "--source_as_fake", -0.5], 2, "--source_as_fake must be >= 0, got -0.5"),
         "negative R1 weight": ([*base, "--r1_gamma", -1], 2, "--r1_gamma must be >= 0, got -1.0"),
         "R1 never": ([*base, "--r1_gamma", 1, "--r1_interval", 0], 2, "--r1_interval must be >= 1, got 0"),
+        "an identity fade without an identity term": (
+            [*base, "--lambda_identity", 0, "--identity_decay_steps", 100], 2,
+            "--identity_decay_steps fades the identity term: it needs --lambda_identity above 0",
+        ),
         "three identity weights": (
             [*base, "--lambda_identity", 0.5, 0, 1], 2, "--lambda_identity takes one weight or two (G's, F's), got 3"
         ),

@@ -458,6 +458,33 @@ def test_each_generator_can_have_its_own_identity_weight():
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ab.parameters(), neither.generator_ab.parameters()))
 
 
+def test_identity_scale_multiplies_both_identity_weights():
+    """identity_scale 0.5 on weight 0.5 is weight 0.25, scale 0 is no identity term (plain SGD: each update is its gradient)."""
+    real_a, real_b = batches(1)[0]
+
+    def update(lambda_identity, identity_scale=1.0):
+        model = tiny_pair()
+        generators = [model.generator_ab, model.generator_ba]
+        step = CycleGANStep(
+            *generators, model.discriminator_a, model.discriminator_b,
+            torch.optim.SGD([p for g in generators for p in g.parameters()], lr=1.0),
+            adam([model.discriminator_a, model.discriminator_b]), pool_size=0, lambda_identity=lambda_identity,
+        )
+        step.identity_scale = identity_scale
+        losses = step(real_a, real_b)
+        return [p for g in generators for p in g.parameters()], losses
+
+    def same(first, second):
+        return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first, second))
+
+    halved, halved_losses = update(0.5, identity_scale=0.5)
+    quarter, quarter_losses = update(0.25)
+    assert same(halved, quarter) and halved_losses["loss_g"] == pytest.approx(quarter_losses["loss_g"], rel=1e-6)
+    faded, faded_losses = update(0.5, identity_scale=0.0)
+    assert same(faded, update(0.0)[0]) and faded_losses["loss_identity_a"] == faded_losses["loss_identity_b"] == 0
+    assert not same(halved, faded)  # the term does move the generators, so the first comparison can fail
+
+
 def test_r1_penalty_is_the_squared_gradient_of_the_mean_patch_verdict():
     torch.manual_seed(0)
     judge = nn.Conv2d(3, 1, 1, bias=False)  # a linear PatchGAN: each patch's verdict is w . x at one pixel
