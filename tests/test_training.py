@@ -434,55 +434,44 @@ class IdentityTranslator(nn.Module):
         return self.conv(images)
 
 
-def test_each_generator_can_have_its_own_identity_weight():
-    """(G's, F's): |G(y) - y| moves only G, |F(x) - x| only F; plain SGD, so each update is its gradient."""
+def identity_update(lambda_identity, identity_scale=1.0):
+    """One step of a fresh tiny pair with these identity weights, its generators on plain SGD so
+    that each one's update is its gradient: returns the model and the losses."""
     real_a, real_b = batches(1)[0]
+    model = tiny_pair()
+    generators = [model.generator_ab, model.generator_ba]
+    step = CycleGANStep(
+        *generators, model.discriminator_a, model.discriminator_b,
+        torch.optim.SGD([p for g in generators for p in g.parameters()], lr=1.0),
+        adam([model.discriminator_a, model.discriminator_b]), pool_size=0, lambda_identity=lambda_identity,
+    )
+    step.identity_scale = identity_scale
+    return model, step(real_a, real_b)
 
-    def update(lambda_identity):
-        model = tiny_pair()
-        generators = [model.generator_ab, model.generator_ba]
-        step = CycleGANStep(
-            *generators, model.discriminator_a, model.discriminator_b,
-            torch.optim.SGD([p for g in generators for p in g.parameters()], lr=1.0),
-            adam([model.discriminator_a, model.discriminator_b]), pool_size=0, lambda_identity=lambda_identity,
-        )
-        return model, step(real_a, real_b)
 
-    only_g, losses = update((0.5, 0.0))
-    both, both_losses = update(0.5)
-    neither, _ = update(0.0)
+def same_weights(first: nn.Module, second: nn.Module) -> bool:
+    return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first.parameters(), second.parameters()))
+
+
+def test_each_generator_can_have_its_own_identity_weight():
+    """(G's, F's): |G(y) - y| moves only G, |F(x) - x| only F."""
+    only_g, losses = identity_update((0.5, 0.0))
+    both, both_losses = identity_update(0.5)
+    neither, _ = identity_update(0.0)
     assert losses["loss_identity_a"] == 0 and losses["loss_identity_b"] == pytest.approx(both_losses["loss_identity_b"])
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ab.parameters(), both.generator_ab.parameters()))
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ba.parameters(), neither.generator_ba.parameters()))
+    assert same_weights(only_g.generator_ab, both.generator_ab) and same_weights(only_g.generator_ba, neither.generator_ba)
     # and the identity term does move G, so the first comparison can fail
-    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(only_g.generator_ab.parameters(), neither.generator_ab.parameters()))
+    assert not same_weights(only_g.generator_ab, neither.generator_ab)
 
 
 def test_identity_scale_multiplies_both_identity_weights():
-    """identity_scale 0.5 on weight 0.5 is weight 0.25, scale 0 is no identity term (plain SGD: each update is its gradient)."""
-    real_a, real_b = batches(1)[0]
-
-    def update(lambda_identity, identity_scale=1.0):
-        model = tiny_pair()
-        generators = [model.generator_ab, model.generator_ba]
-        step = CycleGANStep(
-            *generators, model.discriminator_a, model.discriminator_b,
-            torch.optim.SGD([p for g in generators for p in g.parameters()], lr=1.0),
-            adam([model.discriminator_a, model.discriminator_b]), pool_size=0, lambda_identity=lambda_identity,
-        )
-        step.identity_scale = identity_scale
-        losses = step(real_a, real_b)
-        return [p for g in generators for p in g.parameters()], losses
-
-    def same(first, second):
-        return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(first, second))
-
-    halved, halved_losses = update(0.5, identity_scale=0.5)
-    quarter, quarter_losses = update(0.25)
-    assert same(halved, quarter) and halved_losses["loss_g"] == pytest.approx(quarter_losses["loss_g"], rel=1e-6)
-    faded, faded_losses = update(0.5, identity_scale=0.0)
-    assert same(faded, update(0.0)[0]) and faded_losses["loss_identity_a"] == faded_losses["loss_identity_b"] == 0
-    assert not same(halved, faded)  # the term does move the generators, so the first comparison can fail
+    """identity_scale 0.5 on weight 0.5 is weight 0.25; scale 0 is no identity term."""
+    halved, halved_losses = identity_update(0.5, identity_scale=0.5)
+    quarter, quarter_losses = identity_update(0.25)
+    assert same_weights(halved, quarter) and halved_losses["loss_g"] == pytest.approx(quarter_losses["loss_g"], rel=1e-6)
+    faded, faded_losses = identity_update(0.5, identity_scale=0.0)
+    assert same_weights(faded, identity_update(0.0)[0]) and faded_losses["loss_identity_a"] == faded_losses["loss_identity_b"] == 0
+    assert not same_weights(halved, faded)  # the term does move the generators, so the first comparison can fail
 
 
 def test_r1_penalty_is_the_squared_gradient_of_the_mean_patch_verdict():
