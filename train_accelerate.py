@@ -224,12 +224,12 @@ def main(cfg: TrainConfig) -> Path:
                 batches = accelerator.skip_first_batches(loader, done_in_epoch)
         step_at_epoch_start = step
         for batch in batches:
-            # 1) the learning rate: constant, then linear decay to 0
+            # 1) the learning rate: constant, then linear decay to 0; with --identity_decay_steps the identity term's share
             decay = linear_decay(step, constant_steps, total_steps - constant_steps)
             for optimizer, initial_lr in ((optimizer_g, cfg.lr), (optimizer_d, lr_d)):
                 for group in optimizer.param_groups:
                     group["lr"] = initial_lr * decay
-            if cfg.identity_decay_steps:  # the identity term fades out on its own schedule
+            if cfg.identity_decay_steps:
                 train_step.identity_scale = linear_decay(step, 0, cfg.identity_decay_steps)
             # 2) one CycleGAN update: G and F against frozen D_X, D_Y, then D_X, D_Y on pooled fakes
             losses = train_step(batch["a"], batch["b"])

@@ -56,7 +56,8 @@ def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
 
 
 def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
-    """Learning-rate factor: 1 for `constant_steps`, then linear to 0 over `decay_steps` (section 4).
+    """A factor of 1 for `constant_steps`, then linear to 0 over `decay_steps`: the learning rate's
+    (section 4), and the identity weights' with --identity_decay_steps.
 
     Per step, so it is smooth and reaches 0; the original release steps it once per epoch as
     1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1), which stops just above 0.
