@@ -36,7 +36,7 @@ from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.images import pil_to_tensor, resize_square
 from cyclegan_hub.samples import log_sample_grid, sample_grid
 from cyclegan_hub.threads import cpu_name, cpu_threads_per_process
-from cyclegan_hub.training import CycleGANStep, adam, linear_decay, schedule
+from cyclegan_hub.training import CycleGANStep, adam, identity_schedule, linear_decay, schedule
 
 logger = get_logger(__name__, log_level="INFO")
 SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
@@ -224,13 +224,12 @@ def main(cfg: TrainConfig) -> Path:
                 batches = accelerator.skip_first_batches(loader, done_in_epoch)
         step_at_epoch_start = step
         for batch in batches:
-            # 1) the learning rate: constant, then linear decay to 0; with --identity_decay_steps the identity term's share
+            # 1) the learning rate: constant, then linear decay to 0; the identity term's share (1 unless scheduled)
             decay = linear_decay(step, constant_steps, total_steps - constant_steps)
             for optimizer, initial_lr in ((optimizer_g, cfg.lr), (optimizer_d, lr_d)):
                 for group in optimizer.param_groups:
                     group["lr"] = initial_lr * decay
-            if cfg.identity_decay_steps:
-                train_step.identity_scale = linear_decay(step, 0, cfg.identity_decay_steps)
+            train_step.identity_scale = identity_schedule(step, cfg.identity_start_step, cfg.identity_decay_steps)
             # 2) one CycleGAN update: G and F against frozen D_X, D_Y, then D_X, D_Y on pooled fakes
             losses = train_step(batch["a"], batch["b"])
             if ema:

@@ -70,6 +70,11 @@ class TrainConfig(DataOptions):
         "on it keeps the inputs' colours while the mapping forms, later it no longer holds G at its input "
         "(default: constant, the paper)", minimum=1
     )
+    identity_start_step: int = option(
+        0, "train without the identity term for the first N steps, then with it (faded over "
+        "--identity_decay_steps from there, if given): the generators first leave their inputs, then the term "
+        "brings the scenes' colours back (default: from the start, the paper)", minimum=0
+    )
     cycle_noise: float = option(
         0.0, "std of Gaussian noise added to a translation before it is translated back in the cycle loss, "
         "so the cycle cannot rely on a faint hidden code (0: none, the paper)", minimum=0
@@ -161,8 +166,9 @@ class TrainConfig(DataOptions):
                 problems.append(f"--diffaugment_policy: {error}")
         if len(self.lambda_identity) > 2:
             problems.append(f"--lambda_identity takes one weight or two (G's, F's), got {len(self.lambda_identity)}")
-        if self.identity_decay_steps is not None and not any(self.lambda_identity):
-            problems.append("--identity_decay_steps fades the identity term: it needs --lambda_identity above 0")
+        for flag, value in (("--identity_decay_steps", self.identity_decay_steps), ("--identity_start_step", self.identity_start_step)):
+            if value and not any(self.lambda_identity):
+                problems.append(f"{flag} schedules the identity term: it needs --lambda_identity above 0")
         if self.source_as_fake >= 1:
             problems.append(f"--source_as_fake is a share of the fake side: below 1, got {self.source_as_fake}")
         if self.diffaugment_p > 1:

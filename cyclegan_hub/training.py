@@ -57,7 +57,7 @@ def schedule(cfg: TrainConfig, steps_per_epoch: int | None) -> tuple[int, int]:
 
 def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
     """A factor of 1 for `constant_steps`, then linear to 0 over `decay_steps`: the learning rate's
-    (section 4), and the identity weights' with --identity_decay_steps.
+    (section 4), and the identity weights' with --identity_decay_steps (`identity_schedule`).
 
     Per step, so it is smooth and reaches 0; the original release steps it once per epoch as
     1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1), which stops just above 0.
@@ -67,6 +67,14 @@ def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
     if decay_steps <= 0:
         return 0.0
     return max(0.0, 1.0 - (step - constant_steps) / decay_steps)
+
+
+def identity_schedule(step: int, start_step: int = 0, decay_steps: int | None = None) -> float:
+    """The identity weights' share at `step`: 0 before `start_step`, then 1, or faded linearly to 0
+    over `decay_steps` from there. The defaults keep the paper's constant term."""
+    if step < start_step:
+        return 0.0
+    return linear_decay(step - start_step, 0, decay_steps) if decay_steps else 1.0
 
 
 class CycleGANStep:
@@ -83,9 +91,9 @@ class CycleGANStep:
             painting experiments), 0 to skip it; or two: G's (|G(y) - y|) and F's (|F(x) - x|).
             The term holds a generator near the identity; G and F can be held apart, e.g. F free
             to repaint photos while G keeps its colours.
-            `identity_scale` multiplies both for one step: the train script fades it to 0 with
-            --identity_decay_steps, so the term keeps colours early and leaves the generators
-            free later.
+            `identity_scale` multiplies both for one step: the train script sets it from
+            `identity_schedule` (--identity_start_step, --identity_decay_steps), so the term can
+            start late or fade out.
         pool_size: generated-image history per discriminator, 50 in the paper.
         cycle_noise: std of Gaussian noise added to G(x) and F(y) on their way back through the
             cycle only. A generator can satisfy the cycle by hiding the input in a faint

@@ -167,7 +167,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
         "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
         "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0, "--identity_downscale", 4,
-        "--identity_decay_steps", 30,
+        "--identity_start_step", 5, "--identity_decay_steps", 30,
     ]
     result = run_script(args, env)
     assert "corrupt images were skipped" in result.stderr
@@ -207,11 +207,12 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "| `source_as_fake` | `0.25` |" in card
     assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
     assert "| `lambda_identity` | `0.5 0.0` |" in card and "| `identity_downscale` | `4` |" in card  # G's identity term kept, F's dropped
-    # G's identity term fades out over the first 30 steps and is off after them
-    assert scalars["identity_scale"][:3] == pytest.approx([1.0, 29 / 30, 28 / 30]) and set(scalars["identity_scale"][30:]) == {0.0}
-    assert min(scalars["loss_identity_b"][:30]) > 0 and set(scalars["loss_identity_b"][30:]) == {0.0}
-    assert set(scalars["loss_identity_a"]) == {0.0}
-    assert "| `identity_decay_steps` | `30` |" in card
+    # G's identity term is off for 5 steps, then fades out over 30 and is off after them
+    assert set(scalars["identity_scale"][:5]) == {0.0} and set(scalars["identity_scale"][35:]) == {0.0}
+    assert scalars["identity_scale"][5:8] == pytest.approx([1.0, 29 / 30, 28 / 30])
+    assert set(scalars["loss_identity_b"][:5]) == {0.0} and set(scalars["loss_identity_b"][35:]) == {0.0}
+    assert min(scalars["loss_identity_b"][5:35]) > 0 and set(scalars["loss_identity_a"]) == {0.0}
+    assert "| `identity_start_step` | `5` |" in card and "| `identity_decay_steps` | `30` |" in card
     trained = CycleGAN.from_pretrained(out / "model", load_discriminators=True)
     assert trained.config["discriminator"] == {"ndf": 8, "n_layers": [2, 3], "norm": "instance", "downsample": "stride", "spectral_norm": True}
     assert all(nn.utils.parametrize.is_parametrized(member.model[0], "weight") for member in trained.discriminator_a.members)
@@ -518,7 +519,11 @@ def bad_runs(layouts, tmp_path):
         "R1 never": ([*base, "--r1_gamma", 1, "--r1_interval", 0], 2, "--r1_interval must be >= 1, got 0"),
         "an identity fade without an identity term": (
             [*base, "--lambda_identity", 0, "--identity_decay_steps", 100], 2,
-            "--identity_decay_steps fades the identity term: it needs --lambda_identity above 0",
+            "--identity_decay_steps schedules the identity term: it needs --lambda_identity above 0",
+        ),
+        "a late identity term without one": (
+            [*base, "--lambda_identity", 0, "--identity_start_step", 100], 2,
+            "--identity_start_step schedules the identity term: it needs --lambda_identity above 0",
         ),
         "three identity weights": (
             [*base, "--lambda_identity", 0.5, 0, 1], 2, "--lambda_identity takes one weight or two (G's, F's), got 3"

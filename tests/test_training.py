@@ -22,7 +22,7 @@ from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.image_pool import ImagePool
 from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
-from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, linear_decay
+from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, identity_schedule, linear_decay
 
 # --- the reference: the original release's update, written out -----------------------------------
 
@@ -733,7 +733,7 @@ def test_pool_state_dict_round_trip():
     assert [values(restored.query(constant_images(v))) for v in range(10, 20)] == expected
 
 
-# --- the learning-rate schedule ----------------------------------------------------------------
+# --- the learning-rate and identity-weight schedules -------------------------------------------
 
 
 def test_linear_decay():
@@ -744,3 +744,11 @@ def test_linear_decay():
     assert linear_decay(4, 5, 0) == 1.0 and linear_decay(5, 5, 0) == 0.0  # no decay phase
     # the paper's schedule: 100 epochs at 2e-4, then linearly to 0 over 100 more
     assert 2e-4 * linear_decay(150, 100, 100) == pytest.approx(1e-4)
+
+
+def test_identity_schedule():
+    """The paper's term by default; a late term off before its start; a fade counted from the start."""
+    assert {identity_schedule(step) for step in (0, 1, 10_000)} == {1.0}
+    assert [identity_schedule(step, start_step=3) for step in range(5)] == [0, 0, 0, 1, 1]
+    assert [identity_schedule(step, decay_steps=4) for step in range(6)] == pytest.approx([1, 0.75, 0.5, 0.25, 0, 0])
+    assert [identity_schedule(step, 3, 4) for step in range(9)] == pytest.approx([0, 0, 0, 1, 0.75, 0.5, 0.25, 0, 0])
