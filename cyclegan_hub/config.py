@@ -66,8 +66,9 @@ class TrainConfig(DataOptions):
         "or two, G's (A->B, kept from changing B's images) then F's (B->A, on A's)", minimum=0
     )
     identity_decay_steps: int | None = option(
-        None, "fade the identity weights linearly to 0 over the first N steps, then train without the term: early "
-        "on it keeps the inputs' colours while the mapping forms, later it no longer holds G at its input "
+        None, "fade the identity weights linearly to 0 over N steps (the first, or from --identity_start_step), then "
+        "train without the term: early on it keeps the inputs' colours while the mapping forms, later it no longer "
+        "holds G at its input "
         "(default: constant, the paper)", minimum=1
     )
     identity_start_step: int = option(
