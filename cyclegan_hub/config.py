@@ -68,8 +68,7 @@ class TrainConfig(DataOptions):
     identity_decay_steps: int | None = option(
         None, "fade the identity weights linearly to 0 over N steps (the first, or from --identity_start_step), then "
         "train without the term: early on it keeps the inputs' colours while the mapping forms, later it no longer "
-        "holds G at its input "
-        "(default: constant, the paper)", minimum=1
+        "holds G at its input (default: constant, the paper)", minimum=1
     )
     identity_start_step: int = option(
         0, "train without the identity term for the first N steps, then with it (faded over "

@@ -74,7 +74,7 @@ def identity_schedule(step: int, start_step: int = 0, decay_steps: int | None = 
     over `decay_steps` from there. The defaults keep the paper's constant term."""
     if step < start_step:
         return 0.0
-    return linear_decay(step - start_step, 0, decay_steps) if decay_steps else 1.0
+    return linear_decay(step, start_step, decay_steps) if decay_steps else 1.0
 
 
 class CycleGANStep:
