@@ -33,6 +33,7 @@ def _metric_rows(model, metrics: dict | None, baseline: str | None) -> list[dict
                     kid=metrics[f"kid_{key}"],
                     kid_std=metrics[f"kid_{key}_std"],
                     checkerboard=metrics.get(f"checkerboard_{key}"),
+                    detail=metrics.get(f"detail_{key}"),
                     num_x=metrics["num_a" if key == "a2b" else "num_b"],
                     num_y=metrics["num_b" if key == "a2b" else "num_a"],
                 )

@@ -74,11 +74,13 @@ def schedule_so_far(config: TrainConfig, step: int) -> str:
 
 
 def untranslated(metrics: dict) -> dict:
-    """KID and FID are symmetric: untranslated A against real B also scores untranslated B against real A."""
+    """KID and FID are symmetric: untranslated A against real B also scores untranslated B against
+    real A; the detail ratio of B against A is the inverse of A's against B."""
     rows = {"num_a": metrics["num_a"], "num_b": metrics["num_b"]}
+    details = {"a2b": metrics["detail_baseline"], "b2a": 1 / metrics["detail_baseline"]}
     for key in ("a2b", "b2a"):
         rows |= {f"fid_{key}": metrics["fid_baseline"], f"kid_{key}": metrics["kid_baseline"],
-                 f"kid_{key}_std": metrics["kid_baseline_std"], f"checkerboard_{key}": 1.0}
+                 f"kid_{key}_std": metrics["kid_baseline_std"], f"checkerboard_{key}": 1.0, f"detail_{key}": details[key]}
     return rows
 
 
@@ -140,7 +142,8 @@ def main():
         f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
-        f"{metrics['checkerboard_b2a']:.2f} (1 = no grid)."
+        f"{metrics['checkerboard_b2a']:.2f} (1 = no grid), detail ratio {metrics['detail_a2b']:.2f} / "
+        f"{metrics['detail_b2a']:.2f} (1 = as much fine texture as the real images)."
     )
     notes = (
         f"Held out from training: the official monet2photo test split, {metrics['num_a']} photos and "
@@ -181,8 +184,9 @@ def main():
     print(summary)
     for name in ("this model", *baselines):
         row = results[name]
-        print(f"{name:>40}: photo->monet KID {row['kid_a2b']:.4f} FID {row['fid_a2b']:.1f} cb {row.get('checkerboard_a2b', 1):.2f}"
-              f" | monet->photo KID {row['kid_b2a']:.4f} FID {row['fid_b2a']:.1f} cb {row.get('checkerboard_b2a', 1):.2f}")
+        print(f"{name:>40}: " + " | ".join(
+            f"{label} KID {row[f'kid_{key}']:.4f} FID {row[f'fid_{key}']:.1f} cb {row.get(f'checkerboard_{key}', 1):.2f} "
+            f"detail {row[f'detail_{key}']:.2f}" for key, label in (("a2b", "photo->monet"), ("b2a", "monet->photo"))))
 
 
 if __name__ == "__main__":

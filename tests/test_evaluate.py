@@ -13,12 +13,12 @@ import torch
 from cyclegan_hub import evaluate
 from cyclegan_hub.data import DataOptions
 from cyclegan_hub.evaluate import Evaluation, evaluate_translation
-from cyclegan_hub.metrics import shared_features
+from cyclegan_hub.metrics import detail_ratio, shared_features
 from images_for_metrics import noise_images, smooth_images
 
 TRANSLATION_KEYS = {"fid_a2b", "kid_a2b", "kid_a2b_std", "fid_b2a", "kid_b2a", "kid_b2a_std"}
-TRANSLATION_KEYS |= {"checkerboard_a2b", "checkerboard_b2a", "num_a", "num_b", "protocol"}
-BASELINE_KEYS = {"fid_baseline", "kid_baseline", "kid_baseline_std"}
+TRANSLATION_KEYS |= {"checkerboard_a2b", "checkerboard_b2a", "detail_a2b", "detail_b2a", "num_a", "num_b", "protocol"}
+BASELINE_KEYS = {"fid_baseline", "kid_baseline", "kid_baseline_std", "detail_baseline"}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,7 @@ def test_evaluate_translation_on_a_tiny_cyclegan(extractor, make_cyclegan):
     for key in (TRANSLATION_KEYS | BASELINE_KEYS) - {"num_a", "num_b", "protocol"}:
         assert isinstance(result[key], float) and np.isfinite(result[key]), key
     assert result["fid_a2b"] > 0 and result["fid_b2a"] > 0 and result["fid_baseline"] > 0
+    assert result["detail_baseline"] == detail_ratio(images_a[:5], images_b[:5]) < 0.1  # gradients against noise
     assert all(module.training for module in model.modules())  # modes restored
     expected = ("Inception-v3", "299x299", "TF1-style bilinear", "(x·y / 2048 + 1)³")
     for words in expected + ("10 subsets of 5", "5 A and 5 B"):
@@ -101,7 +102,7 @@ def test_cli_on_a_local_folder(tmp_path, extractor, make_cyclegan, capsys):
     assert report["model"] == str(tmp_path / "model") and report["data"]["split"] == "test"
     assert report["fid_a2b"] == pytest.approx(result["fid_a2b"])
     printed = capsys.readouterr().out
-    for words in ("photo -> monet", "monet -> photo", "untranslated", "KID x 100", "6 / 5"):
+    for words in ("photo -> monet", "monet -> photo", "untranslated", "KID x 100", "detail", "6 / 5"):
         assert words in printed
 
 

@@ -41,9 +41,12 @@ def test_a_monet_first_checkpoint_becomes_a_photo_first_demo_model_with_its_card
     metrics = json.loads((demo / "metrics.json").read_text())
     for row in ("this model", "untranslated input"):
         assert metrics[row]["num_a"] == 6 and metrics[row]["kid_a2b"] == metrics[row]["kid_a2b"]  # measured, not NaN
+    untranslated = metrics["untranslated input"]
+    assert untranslated["detail_b2a"] == pytest.approx(1 / untranslated["detail_a2b"])  # photos against paintings, and back
     assert "latency_s" not in metrics
     assert json.loads((demo / "training_run.json").read_text())["step"] == 4
     card = (demo / "README.md").read_text()
+    assert "| detail ratio |" in card and f"detail ratio {metrics['this model']['detail_a2b']:.2f}" in card
     assert "4 steps of batch 1" in card and "3 photos" in card and "4 Monet paintings" in card
     assert "the saved pair lists photo first, so its `a2b` is photo → monet" in card
     assert (demo / "samples.png").stat().st_size > 0

@@ -1,4 +1,4 @@
-"""FID / KID / checkerboard index: the statistics on synthetic features, the Inception pipeline on a few small images.
+"""FID / KID / checkerboard index / detail ratio: the statistics on synthetic features, the Inception pipeline on a few small images.
 
 The Inception network runs at about 0.4 s per image on a CPU, so the tests that use it share one
 loaded copy (`shared_features("cpu")`) and feed it a handful of 64 px images.
@@ -16,7 +16,9 @@ from cyclegan_hub.metrics import (
     FEATURE_DIM,
     InceptionFeatures,
     checkerboard_index,
+    detail_ratio,
     distance,
+    fine_detail,
     frechet_distance,
     kernel_inception_distance,
     periodic_peak_ratio,
@@ -219,3 +221,34 @@ def test_checkerboard_index_sees_no_pattern_in_a_blur_of_an_image_with_a_bright_
     blurred = [image.filter(ImageFilter.GaussianBlur(1)) for image in images]
     assert checkerboard_index(blurred, images) < 1.2  # 6.9 without the window
     assert checkerboard_index([with_pattern(image, 6, 2) for image in blurred], images) > 1.5
+
+
+# ---------------------------------------------------------------- detail ratio
+
+
+def test_detail_ratio_is_one_for_the_same_images_and_falls_with_a_blur():
+    images = blurred_noise(5, size=(64, 64))
+    assert detail_ratio(images, images) == 1.0
+    slightly = detail_ratio([image.filter(ImageFilter.GaussianBlur(1)) for image in images], images)
+    strongly = detail_ratio([image.filter(ImageFilter.GaussianBlur(2)) for image in images], images)
+    assert strongly < slightly < 0.8
+    assert detail_ratio(images, [image.filter(ImageFilter.GaussianBlur(2)) for image in images]) > 1.5  # the other way round
+    with pytest.raises(ValueError, match="need images in both sets"):
+        detail_ratio([], images)
+
+
+def test_fine_detail_ignores_brightness_and_single_pixel_grain():
+    image = blurred_noise(1, size=(64, 64))[0]
+    pixels = np.asarray(image, dtype=np.int16)
+    brighter = Image.fromarray(np.clip(pixels + 20, 0, 255).astype(np.uint8))
+    assert fine_detail(brighter) == pytest.approx(fine_detail(image), rel=0.05)
+    # A +-30 checkerboard of 1-pixel squares averages out in every 2x2 block.
+    y, x = np.mgrid[:64, :64]
+    grain = Image.fromarray(np.clip(pixels + 30 * (-1) ** (y + x)[..., None], 0, 255).astype(np.uint8))
+    assert fine_detail(grain) == pytest.approx(fine_detail(image), rel=0.05)
+    flat = Image.new("RGB", (16, 16), (90, 90, 90))
+    assert fine_detail(flat) == 0.0
+    with pytest.raises(ValueError, match="reference images are flat"):
+        detail_ratio([image], [flat])
+    with pytest.raises(ValueError, match="at least 6x6"):
+        fine_detail(Image.new("RGB", (5, 40)))
