@@ -342,12 +342,18 @@ def fine_detail(image: Image.Image) -> float:
     return float(np.mean((laplacian / (4 * 255)) ** 2))
 
 
-def detail_ratio(images: Sequence[Image.Image], references: Sequence[Image.Image]) -> float:
+def median_detail(images: Sequence[Image.Image]) -> float:
+    """Median `fine_detail` of a set of images: what `detail_ratio` compares."""
+    if not images:
+        raise ValueError("need at least one image")
+    return float(np.median([fine_detail(image) for image in images]))
+
+
+def detail_ratio(images: Sequence[Image.Image], references: Sequence[Image.Image] | float) -> float:
     """Median `fine_detail` of `images` over that of `references` (e.g. translations against real
-    images of their target domain): 1 is as much texture as the references, below 1 softer."""
-    if not images or not references:
-        raise ValueError(f"need images in both sets, got {len(images)} and {len(references)}")
-    reference = float(np.median([fine_detail(image) for image in references]))
+    images of their target domain): 1 is as much texture as the references, below 1 softer.
+    `references` may be their `median_detail`, for a set compared many times."""
+    reference = references if isinstance(references, float) else median_detail(references)
     if reference == 0:
         raise ValueError("the reference images are flat (no detail at all): nothing to compare with")
-    return float(np.median([fine_detail(image) for image in images])) / reference
+    return median_detail(images) / reference

@@ -21,6 +21,7 @@ from cyclegan_hub.metrics import (
     fine_detail,
     frechet_distance,
     kernel_inception_distance,
+    median_detail,
     periodic_peak_ratio,
     resize_like_tf1,
     shared_features,
@@ -233,8 +234,10 @@ def test_detail_ratio_is_one_for_the_same_images_and_falls_with_a_blur():
     strongly = detail_ratio([image.filter(ImageFilter.GaussianBlur(2)) for image in images], images)
     assert strongly < slightly < 0.8
     assert detail_ratio(images, [image.filter(ImageFilter.GaussianBlur(2)) for image in images]) > 1.5  # the other way round
-    with pytest.raises(ValueError, match="need images in both sets"):
-        detail_ratio([], images)
+    assert detail_ratio(images[:2], median_detail(images)) == detail_ratio(images[:2], images)  # a precomputed reference
+    for empty, references in (([], images), (images, [])):
+        with pytest.raises(ValueError, match="need at least one image"):
+            detail_ratio(empty, references)
 
 
 def test_fine_detail_ignores_brightness_and_single_pixel_grain():
