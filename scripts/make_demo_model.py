@@ -11,6 +11,10 @@ float16 (with the discriminators when the checkpoint has them, so training can g
 `metrics.json`, `training_run.json`, `samples.png` and the card (README.md). A slim checkpoint
 (trainer state and generators, as `scripts/gpu_recipe_run.py` brings back) is enough.
 The domains are stored photo first, so the demo opens on photo -> Monet.
+
+`--monet_to_photo_checkpoint` takes that direction's generator from another run with the same
+networks: the two directions are used one at a time, and the run that paints photos best need not
+be the one that returns paintings to photos best. The card names both runs.
 """
 
 from __future__ import annotations
@@ -42,6 +46,32 @@ FIRST_DOMAIN = "photo"
 def photo_first(model: CycleGAN) -> CycleGAN:
     """The same pair with the domains in the order the demo shows them (A and B are only names)."""
     return model if model.domain_a == FIRST_DOMAIN else model.swapped()
+
+
+def joined(photo_to_monet: CycleGAN, monet_to_photo: CycleGAN) -> CycleGAN:
+    """The first pair with the second's Monet -> photo generator, and the discriminator that judged
+    its photos (both pairs photo first)."""
+    if photo_to_monet.config != monet_to_photo.config:
+        differing = sorted(key for key, value in photo_to_monet.config.items() if monet_to_photo.config[key] != value)
+        raise SystemExit(f"the two checkpoints' networks differ in {', '.join(differing)}: one config.json cannot hold both")
+    photo_to_monet.generator_ba.load_state_dict(monet_to_photo.generator_ba.state_dict())
+    if photo_to_monet.discriminator_a is not None:
+        photo_to_monet.discriminator_a.load_state_dict(monet_to_photo.discriminator_a.state_dict())
+    return photo_to_monet
+
+
+def run_record(checkpoint: Path) -> dict:
+    """A checkpoint's run as training_run.json records it: its flags, step and seconds trained."""
+    state = read_state(checkpoint)
+    config = json.loads((checkpoint.parent / "train_config.json").read_text())
+    return {"config": config, "step": state["step"], "seconds": state["seconds"]}
+
+
+def flags_changed(run: dict, other: dict) -> str:
+    """The card's flags of `other` that differ from `run`'s, as typed: "--lambda_cyc 5, ..."."""
+    ours, theirs = card_values(TrainConfig(**run["config"])), card_values(TrainConfig(**other["config"]))
+    names = sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
+    return ", ".join(f"`--{name} {theirs[name]}`" if name in theirs else f"`--{name}` unset" for name in names)
 
 
 def cycle_error(model: CycleGAN, images, there: str, back: str) -> float:
@@ -87,6 +117,9 @@ def untranslated(metrics: dict) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
+    parser.add_argument("--monet_to_photo_checkpoint", type=Path,
+                        help="take the Monet -> photo generator (and the discriminator that judged it) from this "
+                        "checkpoint of another run with the same networks (default: --checkpoint's)")
     parser.add_argument("--data", required=True, help="folder with testA/ (Monet) and testB/ (photos)")
     parser.add_argument("--output", default="demo_model", type=Path)
     parser.add_argument("--hub_model_id", default="cyclegan-hub/cyclegan-photo-monet")
@@ -100,10 +133,14 @@ def main():
     parser.add_argument("--skip_latency", action="store_true", help="leave the CPU latency out (the machine is busy)")
     args = parser.parse_args()
 
-    with_discriminators = (args.checkpoint / NETWORK_FILES["discriminator_a"]).is_file()
-    model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=with_discriminators))
-    state = read_state(args.checkpoint)
-    config = json.loads((args.checkpoint.parent / "train_config.json").read_text())
+    checkpoints = [args.checkpoint] + ([args.monet_to_photo_checkpoint] if args.monet_to_photo_checkpoint else [])
+    with_discriminators = all((checkpoint / NETWORK_FILES["discriminator_a"]).is_file() for checkpoint in checkpoints)
+    pairs = [photo_first(model_from_checkpoint(checkpoint, with_discriminators=with_discriminators)) for checkpoint in checkpoints]
+    model = joined(*pairs) if len(pairs) == 2 else pairs[0]
+    run = run_record(args.checkpoint)
+    config = run["config"]
+    if args.monet_to_photo_checkpoint:
+        run["monet_to_photo"] = run_record(args.monet_to_photo_checkpoint)
     monets, photos, split = held_out_images(DataOptions(dataset=args.data), "test")
     if split != "test":
         raise SystemExit(f"{args.data} has no testA/ testB/ held-out images")
@@ -126,20 +163,26 @@ def main():
                                 for side, scale in ((256, "input"), (1024, "training"), (1024, "input"))}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(results, indent=2))
-    run = {"config": config, "step": state["step"], "seconds": state["seconds"]}
     (args.output / "training_run.json").write_text(json.dumps(run, indent=2))
 
     grid_images = [torch.stack([pil_to_tensor(image) for image in images[:4]]) for images in (photos, monets)]
     sample_grid(model.generator_ab, model.generator_ba, *grid_images).save(args.output / "samples.png")
 
-    hours = state["seconds"] / 3600
+    hours = run["seconds"] / 3600
     base = baselines["untranslated input"]
     train_sizes = args.train_sizes or (
         f"{len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, {len(list(Path(args.data, 'trainB').iterdir()))} photos"
     )
+    other = run.get("monet_to_photo")
+    second_run = (
+        f" The Monet → photo generator, with the discriminator that judged it, comes from step {other['step']:,} of a second run "
+        f"({other['seconds'] / 3600:.1f} h) whose flags differ in {flags_changed(run, other)}: "
+        f"{schedule_so_far(TrainConfig(**other['config']), other['step'])}"
+        if other else ""
+    )
     summary = (
-        f"Trained here on the monet2photo training split ({train_sizes}) for {state['step']:,} steps on {config['crop_size']} px crops "
-        f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h). On {metrics['num_a']} held-out photos, photo → Monet KID is "
+        f"Trained here on the monet2photo training split ({train_sizes}) for {run['step']:,} steps on {config['crop_size']} px crops "
+        f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h).{second_run} On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
         f"{metrics['checkerboard_b2a']:.2f} (1 = no grid), detail ratio {metrics['detail_a2b']:.2f} / "
@@ -174,10 +217,11 @@ def main():
             metrics_notes=notes,
             hyperparameters=hyperparameters,
             training_summary=(
-                f"{state['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}"
-                f"{', `torch.compile`' if config.get('compile') else ''}); {schedule_so_far(TrainConfig(**config), state['step'])}"
+                f"{run['step']:,} steps of batch 1 ({hours:.1f} h wall-clock on {args.machine}"
+                f"{', `torch.compile`' if config.get('compile') else ''}); {schedule_so_far(TrainConfig(**config), run['step'])}"
                 + (f" The run's domain A was {config['domain_a']} (the table's flags); the saved pair lists "
                    f"{FIRST_DOMAIN} first, so its `a2b` is {FIRST_DOMAIN} → {config['domain_a']}." if config["domain_a"] != FIRST_DOMAIN else "")
+                + second_run
             ),
         ),
     )

@@ -4,6 +4,7 @@ model folder with the domains in the demo's order, held-out metrics, samples and
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,12 +19,21 @@ TINY_RUN = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", 
             "--num_workers", "0", "--cpu_threads", "1", "--max_steps", "4", "--checkpointing_steps", "4"]
 
 
+def train_tiny_run(tmp_path, name: str, *flags) -> tuple[Path, Path, dict]:
+    """A 4-step Monet-first run on a tiny monet2photo-like folder: (data, run folder, environment)."""
+    env = helpers.script_env(tmp_path / "hf-home")
+    data = tmp_path / "data"
+    if not data.is_dir():
+        helpers.layout_d(data, counts=(4, 3, 6, 6))  # trainA/ stands for Monet, as in monet2photo
+    run_dir = tmp_path / name
+    helpers.run_checked([helpers.PYTHON, helpers.SCRIPT, "--dataset", data, "--domain_a", "monet", "--domain_b", "photo",
+                         "--output_dir", run_dir, *TINY_RUN, *flags], env)
+    return data, run_dir, env
+
+
 @pytest.mark.slow
 def test_a_monet_first_checkpoint_becomes_a_photo_first_demo_model_with_its_card(tmp_path):
-    env = helpers.script_env(tmp_path / "hf-home")
-    data = helpers.layout_d(tmp_path / "data", counts=(4, 3, 6, 6))  # trainA/ stands for Monet, as in monet2photo
-    run_dir = tmp_path / "run"
-    helpers.run_checked([helpers.PYTHON, helpers.SCRIPT, "--dataset", data, "--domain_a", "monet", "--domain_b", "photo", "--output_dir", run_dir, *TINY_RUN], env)
+    data, run_dir, env = train_tiny_run(tmp_path, "run")
     demo = tmp_path / "demo"
     helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", run_dir / "checkpoint-4", "--data", data, "--output", demo, "--skip_latency"], env)
 
@@ -50,3 +60,38 @@ def test_a_monet_first_checkpoint_becomes_a_photo_first_demo_model_with_its_card
     assert "4 steps of batch 1" in card and "3 photos" in card and "4 Monet paintings" in card
     assert "the saved pair lists photo first, so its `a2b` is photo → monet" in card
     assert (demo / "samples.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_each_direction_can_come_from_its_own_run_with_the_same_networks(tmp_path):
+    data, painter, env = train_tiny_run(tmp_path, "painter", "--lambda_identity", "0")
+    _, returner, _ = train_tiny_run(tmp_path, "returner", "--lambda_cyc", "5", "--seed", "1")
+    demo = tmp_path / "demo"
+    helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "checkpoint-4", "--monet_to_photo_checkpoint",
+                         returner / "checkpoint-4", "--data", data, "--output", demo, "--skip_latency"], env)
+
+    # Monet-first runs: photo -> Monet is their generator_ba, and D_X (discriminator_a) judges Monet.
+    first = model_from_checkpoint(painter / "checkpoint-4", with_discriminators=True)
+    second = model_from_checkpoint(returner / "checkpoint-4", with_discriminators=True)
+    expected = {"generator_ab": first.generator_ba, "generator_ba": second.generator_ab}
+    saved = load_file(str(demo / "model.safetensors"))
+    for name, network in expected.items():
+        assert all(torch.equal(saved[f"{name}.{key}"], value.half()) for key, value in network.state_dict().items()), name
+    judges = {"discriminator_b": first.discriminator_a, "discriminator_a": second.discriminator_b}  # each with its generator
+    saved = load_file(str(demo / "discriminators.safetensors"))
+    for name, network in judges.items():
+        assert all(torch.equal(saved[f"{name}.{key}"], value.half()) for key, value in network.state_dict().items()), name
+    assert not torch.equal(first.generator_ab.state_dict()["stem.conv.weight"], second.generator_ab.state_dict()["stem.conv.weight"])
+
+    run = json.loads((demo / "training_run.json").read_text())
+    assert run["config"]["lambda_identity"] == [0.0] and run["monet_to_photo"]["config"]["lambda_cyc"] == 5.0
+    card = (demo / "README.md").read_text()
+    assert "comes from step 4 of a second run" in card
+    assert "whose flags differ in `--lambda_cyc 5.0`, `--lambda_identity 0.5`, `--seed 1`:" in card
+
+    _, other_networks, _ = train_tiny_run(tmp_path, "wider", "--ngf", "4")
+    refused = helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "checkpoint-4", "--monet_to_photo_checkpoint",
+                                   other_networks / "checkpoint-4", "--data", data, "--output", tmp_path / "refused",
+                                   "--skip_latency"], env, check=False)
+    assert refused.returncode != 0 and "networks differ in generator" in refused.stderr
+    assert not (tmp_path / "refused").exists()
