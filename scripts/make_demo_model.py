@@ -175,7 +175,7 @@ def main():
     )
     other = run.get("monet_to_photo")
     second_run = (
-        f" The Monet → photo generator, with the discriminator that judged it, comes from step {other['step']:,} of a second run "
+        f" The Monet → photo generator comes from step {other['step']:,} of a second run "
         f"({other['seconds'] / 3600:.1f} h) whose flags differ in {flags_changed(run, other)}: "
         f"{schedule_so_far(TrainConfig(**other['config']), other['step'])}"
         if other else ""

@@ -20,9 +20,9 @@ from cyclegan_hub.export_onnx import export_generator
 
 OPTIONS = [
     dict(upsample="resize"), dict(upsample="antialias", downsample="antialias"),
-    dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
+    dict(norm="layer", upsample="resize", unet_skips=True),
     dict(upsample="resize", input_skip=True), dict(upsample="resize", unet_skips=True),
-    dict(norm="layer_instance", upsample="resize", unet_skips=True),
+    dict(norm="layer_instance", upsample="resize", unet_skips=True),  # the embedded model's layout
 ]
 
 

@@ -37,9 +37,10 @@ LAYOUTS = pytest.mark.parametrize(
     "options",
     [
         dict(), dict(upsample="antialias", downsample="antialias"), dict(upsample="resize"), dict(norm="batch"),
-        dict(norm="layer", upsample="resize", unet_skips=True),  # the embedded model's layout
+        dict(norm="layer", upsample="resize", unet_skips=True),
         dict(norm="none", n_blocks=3), dict(upsample="resize", input_skip=True),
-        dict(downsample="antialias", unet_skips=True), dict(norm="layer_instance", upsample="resize", unet_skips=True),
+        dict(downsample="antialias", unet_skips=True),
+        dict(norm="layer_instance", upsample="resize", unet_skips=True),  # the embedded model's layout
     ],
     ids=["paper", "antialias", "resize", "batch-norm", "layer-norm-unet-skips", "no-norm", "input-skip", "unet-skips", "layer-instance"],
 )
