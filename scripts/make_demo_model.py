@@ -68,7 +68,7 @@ def run_record(checkpoint: Path) -> dict:
 
 
 def flags_changed(run: dict, other: dict) -> str:
-    """The card's flags of `other` that differ from `run`'s, as typed: "--lambda_cyc 5, ..."."""
+    """The card's flags of `other` that differ from `run`'s, as typed: "`--lambda_cyc 5.0`, ..."."""
     ours, theirs = card_values(TrainConfig(**run["config"])), card_values(TrainConfig(**other["config"]))
     names = sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
     return ", ".join(f"`--{name} {theirs[name]}`" if name in theirs else f"`--{name}` unset" for name in names)
