@@ -1,16 +1,17 @@
-"""How far do hand-made edits of the photos move photo -> Monet KID, with no network at all?
+"""How far do hand-made edits of one domain's images move KID, with no network at all?
 
     python scripts/reference_transforms.py --data ../shared/data/monet2photo --output transforms.json
+    python scripts/reference_transforms.py --data ../shared/data/monet2photo --direction monet_to_photo
 
-Every trained model so far scores a worse KID than the untranslated photos. This scores simple,
-fixed edits of the held-out photos against the held-out paintings, as `cyclegan_hub.evaluate`
-scores a model's translations (the same features, KID subsets and seed), to say which of the
-differences between photos and paintings the metric weighs: the palette (each photo's colours
-moved the way the photos' colour statistics differ from the training paintings'), the softness
-(a blur), or both. The palette statistics come from the training split only, so nothing held out
-shapes the edit (the statistics of the 273 training paintings and the first 1,000 training photos).
-Last, the training paintings themselves against the held-out ones: the distance a model that
-painted like Monet could hope for.
+Every trained model so far scores a worse KID than its untranslated inputs. This scores simple,
+fixed edits of the held-out images of one domain against the held-out images of the other, as
+`cyclegan_hub.evaluate` scores a model's translations (the same features, KID subsets and seed),
+to say which of the differences between photos and paintings the metric weighs: the palette
+(each image's colours moved the way the two domains' colour statistics differ), the softness
+(a blur), the sharpness (an unsharp mask), or palette and blur together. The palette statistics
+come from the training split only, so nothing held out shapes the edit (the 273 training
+paintings and the first 1,000 training photos). Last, the target domain's training images
+against its held-out ones: the distance a model that translated perfectly could hope for.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from PIL import Image, ImageFilter
 
 from cyclegan_hub.data import DataOptions, held_out_images
 from cyclegan_hub.metrics import checkerboard_index, distance, shared_features
+
+
+# direction: (the edited domain, the domain they are scored against), as plural nouns
+DIRECTIONS = {"photo_to_monet": ("photos", "paintings"), "monet_to_photo": ("paintings", "photos")}
 
 
 def colour_statistics(images) -> dict[str, np.ndarray]:
@@ -55,40 +60,51 @@ def palette_transfer(source_stats: dict, target_stats: dict):
     return edit
 
 
+def score_edits(sources, targets, train_sources, train_targets, target_name: str, blur_radius: float, features) -> dict:
+    """KID and FID of each edit of `sources` against `targets`, and of `train_targets` (the floor)."""
+    to_target = palette_transfer(colour_statistics(train_sources), colour_statistics(train_targets))
+    blur = ImageFilter.GaussianBlur(blur_radius)
+    sharpen = ImageFilter.UnsharpMask(radius=blur_radius, percent=100, threshold=0)
+    edits = {
+        "untranslated": lambda image: image,
+        f"the {target_name}' palette": to_target,
+        f"blur (radius {blur_radius:g})": lambda image: image.filter(blur),
+        f"sharpen (unsharp mask, radius {blur_radius:g})": lambda image: image.filter(sharpen),
+        f"the {target_name}' palette, then blur": lambda image: to_target(image).filter(blur),
+    }
+    real = features(targets)
+    results = {}
+    for name, edit in edits.items():
+        edited = [edit(image) for image in sources]
+        results[name] = distance(features(edited), real)
+        results[name]["checkerboard"] = checkerboard_index(edited, sources)
+    # What a model that translated perfectly could reach: other images of the target domain against the held-out ones.
+    results[f"training {target_name}"] = distance(features(train_targets), real)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with trainA/ trainB/ testA/ testB/ (A: Monet, B: photos)")
-    parser.add_argument("--blur", type=float, default=1.0, help="Gaussian blur radius in pixels for the soft edits")
+    parser.add_argument("--direction", choices=DIRECTIONS, default="photo_to_monet",
+                        help="which held-out images are edited: the photos (scored against the paintings) or the paintings")
+    parser.add_argument("--blur", type=float, default=1.0, help="radius in pixels of the blur and of the unsharp mask")
     parser.add_argument("--output", default=None, help="write the results to this JSON file")
     args = parser.parse_args()
 
     options = DataOptions(dataset=args.data)
     paintings, photos, _ = held_out_images(options, "test")
     train_paintings, train_photos, _ = held_out_images(options, "train", limit=1000)  # all 273 paintings
-    to_monet = palette_transfer(colour_statistics(train_photos), colour_statistics(train_paintings))
-    blur = ImageFilter.GaussianBlur(args.blur)
-    edits = {
-        "untranslated": lambda image: image,
-        "Monet's palette": to_monet,
-        f"blur (radius {args.blur:g})": lambda image: image.filter(blur),
-        "Monet's palette, then blur": lambda image: to_monet(image).filter(blur),
-    }
+    held_out, train = (photos, paintings), (train_photos, train_paintings)
+    if args.direction == "monet_to_photo":
+        held_out, train = held_out[::-1], train[::-1]
+    source_name, target_name = DIRECTIONS[args.direction]
+    results = score_edits(*held_out, *train, target_name, args.blur, shared_features("cpu"))
 
-    features = shared_features("cpu")
-    real = features(paintings)
-    results = {}
-    print("| photos, edited | KID x 100 photo -> Monet | FID | checkerboard |\n|---|---|---|---|")
-    for name, edit in edits.items():
-        edited = [edit(photo) for photo in photos]
-        scores = distance(features(edited), real)
-        scores["checkerboard"] = checkerboard_index(edited, photos)
-        results[name] = scores
-        print(f"| {name} | {100 * scores['kid']:.2f} ± {100 * scores['kid_std']:.2f} | {scores['fid']:.1f} | {scores['checkerboard']:.2f} |")
-    # What a model that painted like Monet could reach: other paintings of his against the held-out ones.
-    floor = distance(features(train_paintings), real)
-    results["Monet's training paintings"] = floor
-    print(f"| (not photos) Monet's {len(train_paintings)} training paintings | {100 * floor['kid']:.2f} ± "
-          f"{100 * floor['kid_std']:.2f} | {floor['fid']:.1f} | |")
+    print(f"| {source_name}, edited | KID x 100 against held-out {target_name} | FID | checkerboard |\n|---|---|---|---|")
+    for name, scores in results.items():
+        checkerboard = f"{scores['checkerboard']:.2f}" if "checkerboard" in scores else ""
+        print(f"| {name} | {100 * scores['kid']:.2f} ± {100 * scores['kid_std']:.2f} | {scores['fid']:.1f} | {checkerboard} |")
     if args.output:
         with open(args.output, "w") as file:
             json.dump(results, file, indent=2)

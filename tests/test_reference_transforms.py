@@ -1,18 +1,27 @@
-"""`scripts/reference_transforms.py`'s palette edit: it moves one domain's colour statistics onto
-another's and keeps the scenes' differences."""
+"""`scripts/reference_transforms.py`: its palette edit moves one domain's colour statistics onto
+another's and keeps the scenes' differences; its study scores each edit against the other domain
+with the real Inception network."""
 
 from __future__ import annotations
 
 import importlib.util
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from cyclegan_hub.metrics import distance, shared_features
 
 import helpers
 
 spec = importlib.util.spec_from_file_location("reference_transforms", helpers.REPO / "scripts" / "reference_transforms.py")
 reference_transforms = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reference_transforms)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return shared_features("cpu")
 
 
 def scenes(rng, mean_colours, contrast: float) -> list[Image.Image]:
@@ -38,3 +47,22 @@ def test_palette_transfer_moves_the_statistics_and_keeps_the_order_of_scenes():
         assert np.abs(source[key] - target[key]).max() > 10 / 255  # so the edit had somewhere to go
     for before, after in zip(channel_means(photos).T, channel_means(edited).T):  # each channel's order of scenes
         assert np.array_equal(np.argsort(before), np.argsort(after))
+
+
+def test_score_edits_scores_each_edit_of_the_source_domain_against_the_target_domain(extractor):
+    rng = np.random.default_rng(1)
+    paintings = scenes(rng, rng.uniform(150, 200, (4, 3)) * [1, 0.5, 0.3], contrast=10)  # warm
+    photos = scenes(rng, rng.uniform(150, 200, (5, 3)) * [0.3, 0.5, 1], contrast=30)  # cool
+    train_paintings = scenes(rng, rng.uniform(150, 200, (4, 3)) * [1, 0.5, 0.3], contrast=10)
+    train_photos = scenes(rng, rng.uniform(150, 200, (5, 3)) * [0.3, 0.5, 1], contrast=30)
+
+    results = reference_transforms.score_edits(paintings, photos, train_paintings, train_photos, "photos", 1.0, extractor)
+
+    assert list(results) == ["untranslated", "the photos' palette", "blur (radius 1)", "sharpen (unsharp mask, radius 1)",
+                             "the photos' palette, then blur", "training photos"]
+    assert results["untranslated"]["fid"] == pytest.approx(distance(paintings, photos, features=extractor)["fid"])
+    assert results["untranslated"]["checkerboard"] == 1.0  # an image against itself
+    # warm paintings given the photos' cool palette, and other photos, are nearer the photos than the paintings are
+    assert results["the photos' palette"]["fid"] < results["untranslated"]["fid"]
+    assert results["training photos"]["fid"] < results["untranslated"]["fid"]
+    assert "checkerboard" not in results["training photos"]
