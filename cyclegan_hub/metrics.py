@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -353,7 +354,7 @@ def detail_ratio(images: Sequence[Image.Image], references: Sequence[Image.Image
     """Median `fine_detail` of `images` over that of `references` (e.g. translations against real
     images of their target domain): 1 is as much texture as the references, below 1 softer.
     `references` may be their `median_detail`, for a set compared many times."""
-    reference = references if isinstance(references, float) else median_detail(references)
+    reference = references if isinstance(references, numbers.Real) else median_detail(references)
     if reference == 0:
         raise ValueError("the reference images are flat (no detail at all): nothing to compare with")
     return median_detail(images) / reference

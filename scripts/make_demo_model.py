@@ -48,12 +48,24 @@ def photo_first(model: CycleGAN) -> CycleGAN:
     return model if model.domain_a == FIRST_DOMAIN else model.swapped()
 
 
+def config_differences(config: dict, other: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the fields in which two models' config.json differ, e.g. "generator.ngf"."""
+    names = []
+    for key in sorted(config.keys() | other.keys()):
+        mine, theirs = config.get(key), other.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            names += config_differences(mine, theirs, f"{prefix}{key}.")
+        elif mine != theirs:
+            names.append(f"{prefix}{key}")
+    return names
+
+
 def joined(photo_to_monet: CycleGAN, monet_to_photo: CycleGAN) -> CycleGAN:
     """The first pair with the second's Monet -> photo generator, and the discriminator that judged
-    its photos (both pairs photo first)."""
-    if photo_to_monet.config != monet_to_photo.config:
-        differing = sorted(key for key, value in photo_to_monet.config.items() if monet_to_photo.config[key] != value)
-        raise SystemExit(f"the two checkpoints' networks differ in {', '.join(differing)}: one config.json cannot hold both")
+    its photos (both pairs photo first). One config.json describes both generators (their networks
+    and the training resolution that `scale="training"` uses), so the two must agree on it."""
+    if differing := config_differences(photo_to_monet.config, monet_to_photo.config):
+        raise SystemExit(f"the two checkpoints' configs differ in {', '.join(differing)}: one config.json cannot hold both")
     photo_to_monet.generator_ba.load_state_dict(monet_to_photo.generator_ba.state_dict())
     if photo_to_monet.discriminator_a is not None:
         photo_to_monet.discriminator_a.load_state_dict(monet_to_photo.discriminator_a.state_dict())
@@ -68,10 +80,26 @@ def run_record(checkpoint: Path) -> dict:
 
 
 def flags_changed(run: dict, other: dict) -> str:
-    """The card's flags of `other` that differ from `run`'s, as typed: "`--lambda_cyc 5.0`, ..."."""
+    """The card's flags of `other` that differ from `run`'s, as typed: "`--lambda_cyc 5.0`, `--compile`,
+    without `--diffaugment`, ...", or "" when the two runs share every flag."""
     ours, theirs = card_values(TrainConfig(**run["config"])), card_values(TrainConfig(**other["config"]))
+
+    def as_typed(name: str) -> str:
+        value = theirs.get(name)
+        if value is None or value is False:  # unset, or a switch left off
+            return f"without `--{name}`"
+        return f"`--{name}`" if value is True else f"`--{name} {value}`"
+
     names = sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
-    return ", ".join(f"`--{name} {theirs[name]}`" if name in theirs else f"`--{name}` unset" for name in names)
+    return ", ".join(map(as_typed, names))
+
+
+def second_run_sentence(run: dict, other: dict) -> str:
+    """The card's sentence on the run the Monet -> photo generator comes from."""
+    differences = flags_changed(run, other)
+    return (f"The Monet → photo generator comes from step {other['step']:,} of a second run ({other['seconds'] / 3600:.1f} h) "
+            + (f"whose flags differ in {differences}" if differences else "with the same flags")
+            + f": {schedule_so_far(TrainConfig(**other['config']), other['step'])}")
 
 
 def cycle_error(model: CycleGAN, images, there: str, back: str) -> float:
@@ -114,6 +142,20 @@ def untranslated(metrics: dict) -> dict:
     return rows
 
 
+def known_limits(metrics: dict, untranslated: dict, looked_at: str | None, from_two_runs: bool) -> str:
+    """The card's "Known limits" paragraph: what was seen on the held-out samples, each direction that
+    does not score below its untranslated inputs, and a pair whose cycle does not close; "" if none."""
+    sentences = [looked_at] if looked_at else []
+    for key, direction, inputs in (("a2b", "Photo → Monet", "photos"), ("b2a", "Monet → photo", "paintings")):
+        if metrics[f"kid_{key}"] >= untranslated[f"kid_{key}"]:
+            sentences.append(f"{direction} (KID {metrics[f'kid_{key}']:.3f}) is not below the untranslated {inputs} "
+                             f"({untranslated[f'kid_{key}']:.3f}).")
+    if from_two_runs:
+        sentences.append("The two generators come from different runs and never trained together, so a round trip "
+                         "through both (the cycle error below) does not return its input as a pair trained together does.")
+    return "Known limits: " + " ".join(sentences) if sentences else ""
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
@@ -130,11 +172,15 @@ def main():
                         help="what the run trained on and in which precision, for the card (default: this machine's CPU)")
     parser.add_argument("--train_sizes", help="what it trained on, for the card (default: the counts in --data's "
                         "trainA/ and trainB/)")
+    parser.add_argument("--limits", help="what the held-out samples show that the figures do not, opening the card's "
+                        "\"Known limits\" (e.g. \"photo → Monet repaints the scene's own colours\")")
     parser.add_argument("--skip_latency", action="store_true", help="leave the CPU latency out (the machine is busy)")
     args = parser.parse_args()
 
     checkpoints = [args.checkpoint] + ([args.monet_to_photo_checkpoint] if args.monet_to_photo_checkpoint else [])
     with_discriminators = all((checkpoint / NETWORK_FILES["discriminator_a"]).is_file() for checkpoint in checkpoints)
+    if not with_discriminators:
+        print("not every checkpoint has its discriminators (a slim checkpoint): the model is saved without them")
     pairs = [photo_first(model_from_checkpoint(checkpoint, with_discriminators=with_discriminators)) for checkpoint in checkpoints]
     model = joined(*pairs) if len(pairs) == 2 else pairs[0]
     run = run_record(args.checkpoint)
@@ -174,25 +220,23 @@ def main():
         f"{len(list(Path(args.data, 'trainA').iterdir()))} Monet paintings, {len(list(Path(args.data, 'trainB').iterdir()))} photos"
     )
     other = run.get("monet_to_photo")
-    second_run = (
-        f" The Monet → photo generator comes from step {other['step']:,} of a second run "
-        f"({other['seconds'] / 3600:.1f} h) whose flags differ in {flags_changed(run, other)}: "
-        f"{schedule_so_far(TrainConfig(**other['config']), other['step'])}"
-        if other else ""
-    )
+    second_run = f" {second_run_sentence(run, other)}" if other else ""
+    from_two_runs = "; its Monet → photo generator comes from a second run (see Training)" if other else ""
     summary = (
         f"Trained here on the monet2photo training split ({train_sizes}) for {run['step']:,} steps on {config['crop_size']} px crops "
-        f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h).{second_run} On {metrics['num_a']} held-out photos, photo → Monet KID is "
+        f"of images resized to {config['load_size']} px, on {args.machine} ({hours:.1f} h){from_two_runs}. On {metrics['num_a']} held-out photos, photo → Monet KID is "
         f"{metrics['kid_a2b']:.3f} (untranslated photos: {base['kid_a2b']:.3f}; lower is closer to Monet's paintings), "
         f"Monet → photo KID {metrics['kid_b2a']:.3f}, checkerboard index {metrics['checkerboard_a2b']:.2f} / "
         f"{metrics['checkerboard_b2a']:.2f} (1 = no grid), detail ratio {metrics['detail_a2b']:.2f} / "
         f"{metrics['detail_b2a']:.2f} (1 = as much fine texture as the real images)."
     )
+    limits = known_limits(metrics, base, args.limits, from_two_runs=bool(other))
     notes = (
         f"Held out from training: the official monet2photo test split, {metrics['num_a']} photos and "
         f"{metrics['num_b']} Monet paintings, at 256x256. With about a hundred paintings FID carries a large "
         "sample-size bias, so compare rows by KID.\n\n"
-        f"Cycle reconstruction error (mean absolute difference, 0-255 levels): photo → Monet → photo "
+        + (f"{limits}\n\n" if limits else "")
+        + f"Cycle reconstruction error (mean absolute difference, 0-255 levels): photo → Monet → photo "
         f"{results['cycle_error_photo']:.1f}, Monet → photo → Monet {results['cycle_error_monet']:.1f}.\n\n"
         + (f"Latency on {cpu_name()} (torch {torch.__version__}, {results['torch_threads']} threads, fp32, eager), "
            "median: " + ", ".join(f"{k}: {v:.2f} s" for k, v in results["latency_s"].items()) + ". " if "latency_s" in results else "")

@@ -23,11 +23,16 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from cyclegan_hub.data import DataOptions, held_out_images
-from cyclegan_hub.metrics import checkerboard_index, distance, shared_features
+from cyclegan_hub.metrics import checkerboard_index, detail_ratio, distance, median_detail, shared_features
 
 
 # direction: (the edited domain, the domain they are scored against), as plural nouns
 DIRECTIONS = {"photo_to_monet": ("photos", "paintings"), "monet_to_photo": ("paintings", "photos")}
+
+
+def by_direction(direction: str, paintings: list, photos: list) -> tuple[list, list]:
+    """(the images edited, the images they are scored against) for `direction`."""
+    return (photos, paintings) if direction == "photo_to_monet" else (paintings, photos)
 
 
 def colour_statistics(images) -> dict[str, np.ndarray]:
@@ -61,7 +66,8 @@ def palette_transfer(source_stats: dict, target_stats: dict):
 
 
 def score_edits(sources, targets, train_sources, train_targets, target_name: str, blur_radius: float, features) -> dict:
-    """KID and FID of each edit of `sources` against `targets`, and of `train_targets` (the floor)."""
+    """KID, FID and detail ratio of each edit of `sources` against `targets`, with its checkerboard
+    index against `sources`; and the scores of `train_targets` (the floor)."""
     to_target = palette_transfer(colour_statistics(train_sources), colour_statistics(train_targets))
     blur = ImageFilter.GaussianBlur(blur_radius)
     sharpen = ImageFilter.UnsharpMask(radius=blur_radius, percent=100, threshold=0)
@@ -72,14 +78,15 @@ def score_edits(sources, targets, train_sources, train_targets, target_name: str
         f"sharpen (unsharp mask, radius {blur_radius:g})": lambda image: image.filter(sharpen),
         f"the {target_name}' palette, then blur": lambda image: to_target(image).filter(blur),
     }
-    real = features(targets)
+    real, real_detail = features(targets), median_detail(targets)
     results = {}
     for name, edit in edits.items():
         edited = [edit(image) for image in sources]
         results[name] = distance(features(edited), real)
-        results[name]["checkerboard"] = checkerboard_index(edited, sources)
+        results[name] |= {"checkerboard": checkerboard_index(edited, sources), "detail": detail_ratio(edited, real_detail)}
     # What a model that translated perfectly could reach: other images of the target domain against the held-out ones.
     results[f"training {target_name}"] = distance(features(train_targets), real)
+    results[f"training {target_name}"]["detail"] = detail_ratio(train_targets, real_detail)
     return results
 
 
@@ -95,16 +102,15 @@ def main():
     options = DataOptions(dataset=args.data)
     paintings, photos, _ = held_out_images(options, "test")
     train_paintings, train_photos, _ = held_out_images(options, "train", limit=1000)  # all 273 paintings
-    held_out, train = (photos, paintings), (train_photos, train_paintings)
-    if args.direction == "monet_to_photo":
-        held_out, train = held_out[::-1], train[::-1]
     source_name, target_name = DIRECTIONS[args.direction]
+    held_out, train = by_direction(args.direction, paintings, photos), by_direction(args.direction, train_paintings, train_photos)
     results = score_edits(*held_out, *train, target_name, args.blur, shared_features("cpu"))
 
-    print(f"| {source_name}, edited | KID x 100 against held-out {target_name} | FID | checkerboard |\n|---|---|---|---|")
+    print(f"| {source_name}, edited | KID x 100 against held-out {target_name} | FID | detail | checkerboard |\n|---|---|---|---|---|")
     for name, scores in results.items():
-        checkerboard = f"{scores['checkerboard']:.2f}" if "checkerboard" in scores else ""
-        print(f"| {name} | {100 * scores['kid']:.2f} ± {100 * scores['kid_std']:.2f} | {scores['fid']:.1f} | {checkerboard} |")
+        label, checkerboard = (name, f"{scores['checkerboard']:.2f}") if "checkerboard" in scores else (f"(not an edit) {name}", "")
+        print(f"| {label} | {100 * scores['kid']:.2f} ± {100 * scores['kid_std']:.2f} | {scores['fid']:.1f} | "
+              f"{scores['detail']:.2f} | {checkerboard} |")
     if args.output:
         with open(args.output, "w") as file:
             json.dump(results, file, indent=2)

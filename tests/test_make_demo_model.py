@@ -3,6 +3,7 @@ model folder with the domains in the demo's order, held-out metrics, samples and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from cyclegan_hub import CycleGAN
 from cyclegan_hub.checkpoints import model_from_checkpoint
 
 SCRIPT = helpers.REPO / "scripts" / "make_demo_model.py"
+spec = importlib.util.spec_from_file_location("make_demo_model", SCRIPT)
+make_demo_model = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_demo_model)
 TINY_RUN = ["--ngf", "8", "--ndf", "8", "--n_blocks", "2", "--load_size", "36", "--crop_size", "32",
             "--num_workers", "0", "--cpu_threads", "1", "--max_steps", "4", "--checkpointing_steps", "4"]
 
@@ -54,8 +58,10 @@ def test_a_monet_first_checkpoint_becomes_a_photo_first_demo_model_with_its_card
     untranslated = metrics["untranslated input"]
     assert untranslated["detail_b2a"] == pytest.approx(1 / untranslated["detail_a2b"])  # photos against paintings, and back
     assert "latency_s" not in metrics
-    assert json.loads((demo / "training_run.json").read_text())["step"] == 4
+    run = json.loads((demo / "training_run.json").read_text())
+    assert run["step"] == 4 and "monet_to_photo" not in run
     card = (demo / "README.md").read_text()
+    assert "second run" not in card and "never trained together" not in card
     assert "| detail ratio |" in card and f"detail ratio {metrics['this model']['detail_a2b']:.2f}" in card
     assert "4 steps of batch 1" in card and "3 photos" in card and "4 Monet paintings" in card
     assert "the saved pair lists photo first, so its `a2b` is photo → monet" in card
@@ -86,12 +92,33 @@ def test_each_direction_can_come_from_its_own_run_with_the_same_networks(tmp_pat
     run = json.loads((demo / "training_run.json").read_text())
     assert run["config"]["lambda_identity"] == [0.0] and run["monet_to_photo"]["config"]["lambda_cyc"] == 5.0
     card = (demo / "README.md").read_text()
-    assert "comes from step 4 of a second run" in card
+    assert card.count("comes from step 4 of a second run") == 1 and "from a second run (see Training)" in card
+    assert "Known limits:" in card and "never trained together" in card
     assert "whose flags differ in `--lambda_cyc 5.0`, `--lambda_identity 0.5`, `--seed 1`:" in card
 
-    _, other_networks, _ = train_tiny_run(tmp_path, "wider", "--ngf", "4")
+    _, other_networks, _ = train_tiny_run(tmp_path, "narrower", "--ngf", "4")
     refused = helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "checkpoint-4", "--monet_to_photo_checkpoint",
                                    other_networks / "checkpoint-4", "--data", data, "--output", tmp_path / "refused",
                                    "--skip_latency"], env, check=False)
-    assert refused.returncode != 0 and "networks differ in generator" in refused.stderr
+    assert refused.returncode != 0 and "configs differ in generator.ngf:" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+def test_flags_changed_writes_each_flag_as_typed():
+    run = {"config": {"dataset": "d", "compile": True, "diffaugment": True, "lambda_cyc": 10.0, "n_layers_d": [3]}}
+    other = {"config": {"dataset": "d", "ema_decay": 0.999, "lambda_cyc": 5.0, "n_layers_d": [3, 4]}}
+    assert make_demo_model.flags_changed(run, other) == (
+        "without `--compile`, without `--diffaugment`, `--ema_decay 0.999`, `--lambda_cyc 5.0`, `--n_layers_d 3 4`"
+    )
+    assert make_demo_model.flags_changed(other, run) == (
+        "`--compile`, `--diffaugment`, without `--ema_decay`, `--lambda_cyc 10.0`, `--n_layers_d 3`"
+    )
+    assert make_demo_model.flags_changed(run, run) == ""
+
+
+def test_known_limits_names_each_direction_not_below_its_untranslated_inputs():
+    untranslated = {"kid_a2b": 0.05, "kid_b2a": 0.05}
+    limits = make_demo_model.known_limits({"kid_a2b": 0.04, "kid_b2a": 0.06}, untranslated, "Looked at: soft.", from_two_runs=True)
+    assert limits.startswith("Known limits: Looked at: soft. Monet → photo (KID 0.060) is not below")
+    assert "Photo → Monet" not in limits and "never trained together" in limits
+    assert make_demo_model.known_limits({"kid_a2b": 0.04, "kid_b2a": 0.04}, untranslated, None, from_two_runs=False) == ""

@@ -235,6 +235,7 @@ def test_detail_ratio_is_one_for_the_same_images_and_falls_with_a_blur():
     assert strongly < slightly < 0.8
     assert detail_ratio(images, [image.filter(ImageFilter.GaussianBlur(2)) for image in images]) > 1.5  # the other way round
     assert detail_ratio(images[:2], median_detail(images)) == detail_ratio(images[:2], images)  # a precomputed reference
+    assert detail_ratio(images[:2], np.float32(median_detail(images))) == pytest.approx(detail_ratio(images[:2], images), rel=1e-6)
     for empty, references in (([], images), (images, [])):
         with pytest.raises(ValueError, match="need at least one image"):
             detail_ratio(empty, references)
