@@ -8,8 +8,8 @@ upload of 1024 px shows it the same scene four times larger, and the strokes com
 too fine. The held-out photos are 256 px, so the large uploads here are those photos upscaled
 (Lanczos) by 2 and 4: the scene's scale is what matters, though the pixels are softer than a real
 photo's. Each is translated both ways; the outputs are brought back to 256 px (Lanczos) and
-compared with the held-out Monet paintings by KID (with its spread over subsets), and 1:1 crops of one 1024 px result are saved
-to look at.
+compared with the held-out Monet paintings by KID (with its spread over subsets), and 1:1 crops
+of one 1024 px result are saved to look at.
 """
 
 from __future__ import annotations
