@@ -33,6 +33,7 @@ from .metrics import (
     detail_ratio,
     distance,
     median_detail,
+    periodic_peak_ratio,
     shared_features,
 )
 from .translate import eval_mode
@@ -111,6 +112,8 @@ class Evaluation:
         self.features = features or shared_features("cuda" if torch.cuda.is_available() else "cpu")
         self.real_a, self.real_b = self.features(self.images_a), self.features(self.images_b)
         self.detail_a, self.detail_b = median_detail(self.images_a), median_detail(self.images_b)
+        self.peaks_a = [periodic_peak_ratio(image) for image in self.images_a]
+        self.peaks_b = [periodic_peak_ratio(image) for image in self.images_b]
         self.image_size = image_size
         self.subset_size = subset_size or min(KID_MAX_SUBSET_SIZE, len(self.images_a), len(self.images_b))
         self.kid_settings = dict(num_subsets=num_subsets, subset_size=self.subset_size, seed=seed)
@@ -141,8 +144,8 @@ class Evaluation:
             metrics = distance(x, y, **self.kid_settings)
             result[f"fid_{name}"], result[f"kid_{name}"] = metrics["fid"], metrics["kid"]
             result[f"kid_{name}_std"] = metrics["kid_std"]
-        result["checkerboard_a2b"] = checkerboard_index(translated_b, self.images_a)
-        result["checkerboard_b2a"] = checkerboard_index(translated_a, self.images_b)
+        result["checkerboard_a2b"] = checkerboard_index(translated_b, self.peaks_a)
+        result["checkerboard_b2a"] = checkerboard_index(translated_a, self.peaks_b)
         result["detail_a2b"] = detail_ratio(translated_b, self.detail_b)
         result["detail_b2a"] = detail_ratio(translated_a, self.detail_a)
         if baseline:

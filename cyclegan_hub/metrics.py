@@ -316,15 +316,17 @@ def periodic_peak_ratio(image: Image.Image) -> float:
     return float(np.mean(ratios))
 
 
-def checkerboard_index(outputs: Sequence[Image.Image], inputs: Sequence[Image.Image]) -> float:
+def checkerboard_index(outputs: Sequence[Image.Image], inputs: Sequence[Image.Image | float]) -> float:
     """Periodic pattern a translation adds: median over images of peak ratio(output) / peak ratio(input).
 
     1.0 means the outputs have no more energy at the 2- and 4-pixel periods than their inputs;
-    a transposed-conv checkerboard shows as 2 or more.
+    a transposed-conv checkerboard shows as 2 or more. `inputs` may be their `periodic_peak_ratio`s,
+    for inputs translated many times.
     """
     if len(outputs) != len(inputs) or not outputs:
         raise ValueError(f"need as many outputs as inputs, at least one; got {len(outputs)} and {len(inputs)}")
-    return float(np.median([periodic_peak_ratio(out) / periodic_peak_ratio(inp) for out, inp in zip(outputs, inputs)]))
+    input_ratios = [inp if isinstance(inp, numbers.Real) else periodic_peak_ratio(inp) for inp in inputs]
+    return float(np.median([periodic_peak_ratio(out) / ratio for out, ratio in zip(outputs, input_ratios)]))
 
 
 def fine_detail(image: Image.Image) -> float:

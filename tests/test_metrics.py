@@ -205,6 +205,9 @@ def test_checkerboard_index_is_one_for_unchanged_images_and_grows_with_a_grid():
     assert checkerboard_index([with_pattern(i, 12, 3) for i in inputs], inputs) < 1.5  # other periods do not
     with pytest.raises(ValueError, match="as many outputs as inputs"):
         checkerboard_index(inputs[:2], inputs)
+    # the inputs' own peak ratios, computed once, stand in for the inputs (np.float64 included)
+    ratios = [np.float64(periodic_peak_ratio(i)) for i in inputs]
+    assert checkerboard_index([with_pattern(i, 12, 2) for i in inputs], ratios) == strong
 
 
 def test_periodic_peak_ratio_ignores_brightness_and_colour():
