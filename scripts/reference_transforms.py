@@ -32,7 +32,8 @@ DIRECTIONS = {"photo_to_monet": ("photos", "paintings"), "monet_to_photo": ("pai
 
 def by_direction(direction: str, paintings: list, photos: list) -> tuple[list, list]:
     """(the images edited, the images they are scored against) for `direction`."""
-    return (photos, paintings) if direction == "photo_to_monet" else (paintings, photos)
+    by_name = {"paintings": paintings, "photos": photos}
+    return tuple(by_name[name] for name in DIRECTIONS[direction])
 
 
 def colour_statistics(images) -> dict[str, np.ndarray]:
