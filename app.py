@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -86,12 +87,27 @@ class Settings:
     bf16: bool = False
     concurrency: int | None = None  # None: 1 on a CPU, 2 on a GPU
 
+    def __post_init__(self):
+        # Checked here so that both start-ups, flags (`python app.py`) and the environment alone
+        # (`gradio app.py`, a Space), refuse the same settings.
+        if self.max_side < 8:
+            raise ValueError(f"--max_side (CYCLEGAN_MAX_SIDE) must be at least 8, got {self.max_side}")
+        if self.scale not in SCALES:
+            raise ValueError(f"--scale (CYCLEGAN_SCALE) must be one of {', '.join(SCALES)}, got {self.scale!r}")
+        if self.bf16 and not self.compile:
+            raise ValueError("--bf16 (CYCLEGAN_BF16=1) is part of the compiled path: drop --no_compile (CYCLEGAN_COMPILE=0)")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"--concurrency must be at least 1, got {self.concurrency}")
+
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        max_side = env.get("CYCLEGAN_MAX_SIDE", str(cls.max_side))
+        if not max_side.strip().isdigit():
+            raise ValueError(f"CYCLEGAN_MAX_SIDE must be a whole number of pixels, got {max_side!r}")
         return cls(
             model=env.get("CYCLEGAN_MODEL") or cls.model,
-            max_side=int(env.get("CYCLEGAN_MAX_SIDE", cls.max_side)),
+            max_side=int(max_side),
             scale=env.get("CYCLEGAN_SCALE") or cls.scale,
             compile=env.get("CYCLEGAN_COMPILE") != "0",
             bf16=env.get("CYCLEGAN_BF16") == "1",
@@ -105,17 +121,20 @@ class Translator:
         self.settings = settings
         self.model = load_model(settings)
         self.scale = settings.scale
+        try:
+            self.short_side = self.model.short_side(settings.scale)  # refused at start-up, not on every request
+        except ValueError as error:
+            raise SystemExit(f"--scale {settings.scale} (CYCLEGAN_SCALE) with the model {settings.model!r}: {error}") from None
         # UI labels, e.g. "Photo -> Monet"; the model resolves them, like "a2b" or a domain name.
         self.labels = {key: label.title() for key, label in self.model.directions.items()}
         self.seconds_per_megapixel = 1.0  # measured by every on-screen translation
         self.downloads = Downloads()
+        self.failures = Failures()
 
     def __call__(self, upload: str | dict | None, direction: str) -> tuple[Image.Image, str]:
         """Translate one uploaded file; returns (translated image, status line). Errors are gr.Error."""
-        try:
+        with self.failures.noted(upload, (UnreadableImageError, ValueError)):
             return self.translate(upload, direction)
-        except (UnreadableImageError, ValueError) as error:
-            raise gr.Error(str(error), print_exception=False) from None
 
     def request(self, upload: str | dict | None, direction: str, max_side: int | None):
         """(direction key, the opened upload) for a request; ValueErrors say what is wrong."""
@@ -175,16 +194,6 @@ class Translator:
             return f"{self.labels[key]}: {picture.width}x{picture.height}."
         return f"{self.labels[key]}: {'; '.join(parts)}."
 
-    def explain_failure(self, upload, direction) -> str:
-        """The status line after a failed request: the same reason the error pop-up showed."""
-        try:
-            self.translate(upload, direction)
-        except (UnreadableImageError, ValueError) as error:
-            return str(error)
-        except Exception as error:  # noqa: BLE001 - whatever broke, the status box should say it
-            return f"Translation failed: {error}"
-        return "Translation failed; please try again."
-
     def example_rows(self) -> list[list[str]]:
         """[file, direction label] for each example whose source domain (its name's prefix) the model has."""
         files = sorted(EXAMPLES.glob("*.jpg"))
@@ -201,7 +210,7 @@ class Translator:
         if not summary:
             summary = f"A CycleGAN between {self.model.domain_a} and {self.model.domain_b} ({self.settings.model}); it has no model card."
         scale = (
-            f"It translates at its training resolution ({self.model.training_resolution} px short side), then scales the result to your image's size."
+            f"It translates at its training resolution ({self.short_side} px short side), then scales the result to your image's size."
             if self.scale == "training"
             else "It translates at your image's own size."
         )
@@ -215,17 +224,14 @@ class VideoTab:
     def __init__(self, translator: Translator):
         self.translator = translator
         self.model = translator.model
-        self.short_side = self.model.training_resolution if translator.scale == "training" else None
+        self.short_side = translator.short_side
         self.downloads = translator.downloads
-        self.failures: dict[str | None, str] = {}  # upload path -> why its translation failed
+        self.failures = translator.failures
 
     def video(self, upload: str | dict | None, direction: str, progress=gr.Progress()):
         """Translate an uploaded clip; returns (video file, status). Errors are gr.Error."""
-        try:
+        with self.failures.noted(upload, (UnreadableVideoError, ValueError)):
             return self._video(upload, direction, progress)
-        except (UnreadableVideoError, ValueError) as error:
-            self.failures[upload_path(upload)] = str(error)  # for the status box, after the pop-up
-            raise gr.Error(str(error), print_exception=False) from None
 
     def _check(self, upload, direction):
         """(path, container suffix, direction key, VideoInfo) of an acceptable clip; else a ValueError."""
@@ -267,10 +273,6 @@ class VideoTab:
             f"translated in {seconds:.0f} s ({written.frames / seconds:.1f} frames/s)."
         )
 
-    def explain_failure(self, upload, direction) -> str:
-        """The status line after a failed clip: the reason the pop-up showed."""
-        return self.failures.pop(upload_path(upload), "Translation failed; please try again.")
-
     def webcam(self, frame: np.ndarray | None, direction: str, session: dict | None):
         """One live frame: (translated frame, frame-rate line, session). The session carries the
         filter's last frame from request to request and the recent frame times."""
@@ -287,6 +289,30 @@ class VideoTab:
         pace = statistics.median(session["seconds"])  # a slow first frame does not linger in the figure
         height, width = translated.shape[:2]
         return translated, f"{1 / pace:.1f} frames/s on this machine ({width}x{height}, {pace * 1000:.0f} ms a frame)", session
+
+
+class Failures:
+    """Why the last request for each upload failed. A failed event pops up its error, then its
+    failure event fills the status box from here, without running the request again."""
+
+    def __init__(self):
+        self.reasons: dict[str | None, str] = {}  # upload path -> reason
+
+    @contextlib.contextmanager
+    def noted(self, upload: str | dict | None, plain: tuple[type[Exception], ...]):
+        """Note any error of the block; `plain` ones (bad input) become a gr.Error with just their message."""
+        try:
+            yield
+        except plain as error:
+            self.reasons[upload_path(upload)] = str(error)
+            raise gr.Error(str(error), print_exception=False) from None
+        except Exception as error:
+            self.reasons[upload_path(upload)] = f"Translation failed: {error}"
+            raise
+
+    def explain(self, upload: str | dict | None, direction: str) -> str:
+        """The status line after a failed request: the reason the pop-up showed."""
+        return self.reasons.pop(upload_path(upload), "Translation failed; please try again.")
 
 
 def upload_path(upload: str | dict | None) -> str | None:
@@ -400,10 +426,10 @@ def build_demo(translator: Translator) -> gr.Blocks:
                 session = gr.State(None)
         event = button.click(translator, [source, direction], [result, status], api_name="translate", preprocess=False)
         # After the error pop-up fades, the status box keeps the reason.
-        event.failure(translator.explain_failure, [source, direction], status, api_visibility="private", preprocess=False)
+        event.failure(translator.failures.explain, [source, direction], status, api_visibility="private", preprocess=False)
         full_button.click(translator.full_resolution, [source, direction], [download, status], api_name="full_resolution", preprocess=False)
         clip_event = clip_button.click(videos.video, [clip, clip_direction], [clip_result, clip_status], api_name="translate_video", preprocess=False)
-        clip_event.failure(videos.explain_failure, [clip, clip_direction], clip_status, api_visibility="private", preprocess=False)
+        clip_event.failure(videos.failures.explain, [clip, clip_direction], clip_status, api_visibility="private", preprocess=False)
         camera.stream(videos.webcam, [camera, camera_direction, session], [live, frame_rate, session], stream_every=0.1,
                       time_limit=120, concurrency_limit=2, api_visibility="private")
     concurrency = translator.settings.concurrency or (2 if torch.cuda.is_available() else 1)
@@ -412,7 +438,10 @@ def build_demo(translator: Translator) -> gr.Blocks:
 
 def parse_settings(argv: list[str] | None = None) -> tuple[Settings, dict]:
     """The command line over the environment: the demo's settings and `launch()`'s keyword arguments."""
-    defaults = Settings.from_env()
+    try:
+        defaults = Settings.from_env()
+    except ValueError as error:
+        raise SystemExit(f"app.py: error: {error}") from None
     parser = argparse.ArgumentParser(description="CycleGAN image-to-image translation demo (Gradio).")
     parser.add_argument("--model", help="Hub id or local folder (default: $CYCLEGAN_MODEL, else demo_model/)")
     parser.add_argument("--max_side", type=int, help=f"downscale images longer than this (default: $CYCLEGAN_MAX_SIDE or {defaults.max_side})")
@@ -426,16 +455,15 @@ def parse_settings(argv: list[str] | None = None) -> tuple[Settings, dict]:
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
-    settings = dataclasses.replace(
-        defaults,
-        **{k: v for k, v in dict(model=args.model, max_side=args.max_side, scale=args.scale, concurrency=args.concurrency).items() if v is not None},
-        compile=defaults.compile and not args.no_compile,
-        bf16=defaults.bf16 or args.bf16,
-    )
-    if settings.max_side < 8:
-        parser.error("--max_side must be at least 8")
-    if settings.bf16 and not settings.compile:
-        parser.error("--bf16 is part of the compiled path: drop --no_compile (or CYCLEGAN_COMPILE=0)")
+    try:
+        settings = dataclasses.replace(
+            defaults,
+            **{k: v for k, v in dict(model=args.model, max_side=args.max_side, scale=args.scale, concurrency=args.concurrency).items() if v is not None},
+            compile=defaults.compile and not args.no_compile,
+            bf16=defaults.bf16 or args.bf16,
+        )
+    except ValueError as error:
+        parser.error(str(error))
     return settings, dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb")
 
 

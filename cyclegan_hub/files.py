@@ -117,9 +117,7 @@ def translate_files(
             report.skipped.append(job.target)
         else:
             todo.append(job)
-    short_side = model.training_resolution if scale == "training" else None
-    if scale == "training" and short_side is None:
-        raise ValueError("this model's config.json has no training_resolution: use scale='input'")
+    short_side = model.short_side(scale)  # an unknown scale, or one the model cannot do, before any work
     bar = tqdm(total=len(todo), unit="file", disable=not progress)
     images = [job for job in todo if not is_video(job.source)]
     for start in range(0, len(images), IMAGES_AT_ONCE):

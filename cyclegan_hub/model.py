@@ -186,14 +186,19 @@ class CycleGAN(HubModule):
         resolution (an image with a longer short side is downscaled to it, translated, and the
         result upscaled back), so strokes and textures come out at the size the model learned.
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-        if scale == "training":
-            if self.training_resolution is None:
-                raise ValueError("this model's config.json has no training_resolution: use scale='input'")
-            kwargs["short_side"] = self.training_resolution
+        short_side = self.short_side(scale)
+        if short_side is not None:  # else a caller's own short_side, if any, stands
+            kwargs["short_side"] = short_side
         generator = self._fast.get(self.resolve_direction(direction)) or self.generator(direction)
         return translate(generator, images, **kwargs)
+
+    def short_side(self, scale: str) -> int | None:
+        """The short side a translation at `scale` works at: None for the input's own size."""
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if scale == "training" and self.training_resolution is None:
+            raise ValueError("this model's config.json has no training_resolution: use scale='input'")
+        return self.training_resolution if scale == "training" else None
 
     def generate_model_card(self, *args, **kwargs):
         """The card `save_pretrained` / `push_to_hub` write; `model_card_kwargs` fill its template."""

@@ -131,7 +131,7 @@ def test_unreadable_files_get_a_plain_message_that_the_status_keeps(translator, 
     expected = "'notes.png' is not an image file that can be read (JPEG, PNG, WebP, GIF, BMP or TIFF)."
     with pytest.raises(gr.Error, match=re.escape(expected)):
         translator(str(text), "a2b")
-    assert translator.explain_failure(str(text), "a2b") == expected  # what the status box shows after the pop-up
+    assert translator.failures.explain(str(text), "a2b") == expected  # what the status box shows after the pop-up
     with pytest.raises(gr.Error, match="'holiday.jpg' is not an image file"):  # the uploader's file name
         translator({"path": str(text), "orig_name": "holiday.jpg"}, "a2b")
     truncated = tmp_path / "cut.jpg"
@@ -140,7 +140,7 @@ def test_unreadable_files_get_a_plain_message_that_the_status_keeps(translator, 
     damaged = "'cut.jpg' is incomplete or damaged: it could not be decoded to the end."
     with pytest.raises(gr.Error, match=re.escape(damaged)):
         translator(str(truncated), "a2b")
-    assert translator.explain_failure(str(truncated), "a2b") == damaged
+    assert translator.failures.explain(str(truncated), "a2b") == damaged
     with pytest.raises(gr.Error, match="Please upload an image first"):
         translator(None, "a2b")
 
@@ -185,6 +185,32 @@ def test_scale_training_translates_at_the_models_resolution(tmp_path):
     assert np.array_equal(np.asarray(own_scale(path, "a2b")[0]), np.asarray(model.translate(picture, "a2b")))
 
 
+def test_scale_training_without_a_training_resolution_is_refused_at_start_up(tmp_path):
+    from cyclegan_hub import CycleGAN
+
+    CycleGAN("photo", "monet", generator=dict(ngf=8, n_blocks=2)).save_pretrained(tmp_path)  # as convert writes them
+    with pytest.raises(SystemExit, match="--scale training .* has no training_resolution: use scale='input'"):
+        app.Translator(app.Settings(model=str(tmp_path), compile=False, scale="training"))
+
+
+def test_settings_from_the_environment_are_checked_as_flags_are(monkeypatch):
+    """`gradio app.py` and a Space configure the demo from the environment alone."""
+    for name, value, message in [
+        ("CYCLEGAN_MAX_SIDE", "0", r"CYCLEGAN_MAX_SIDE\) must be at least 8, got 0"),
+        ("CYCLEGAN_MAX_SIDE", "1024px", "CYCLEGAN_MAX_SIDE must be a whole number of pixels, got '1024px'"),
+        ("CYCLEGAN_SCALE", "native", r"CYCLEGAN_SCALE\) must be one of input, training, got 'native'"),
+        ("CYCLEGAN_COMPILE", "0", "is part of the compiled path"),  # with CYCLEGAN_BF16=1
+    ]:
+        with monkeypatch.context() as env:
+            env.setenv("CYCLEGAN_BF16", "1")
+            env.setenv(name, value)
+            with pytest.raises(ValueError, match=message):
+                app.Settings.from_env()
+    monkeypatch.setenv("CYCLEGAN_MAX_SIDE", "512")
+    monkeypatch.setenv("CYCLEGAN_SCALE", "training")
+    assert (app.Settings.from_env().max_side, app.Settings.from_env().scale) == (512, "training")
+
+
 def test_the_page_says_what_the_model_is_from_its_card(tmp_path):
     from cyclegan_hub import CycleGAN
 
@@ -210,7 +236,12 @@ def test_bf16_without_the_compiled_path_is_refused_at_start_up():
         [sys.executable, "app.py", "--bf16", "--no_compile"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
-    assert "--bf16 is part of the compiled path: drop --no_compile" in result.stderr
+    assert "--bf16 (CYCLEGAN_BF16=1) is part of the compiled path: drop --no_compile" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, CYCLEGAN_MAX_SIDE="big"),
+    )
+    assert result.returncode == 1 and "CYCLEGAN_MAX_SIDE must be a whole number of pixels, got 'big'" in result.stderr
 
 
 def test_examples_are_small_held_out_images_with_a_direction():
@@ -473,7 +504,7 @@ def test_clips_beyond_the_bounds_or_of_other_kinds_are_refused_plainly(videos, t
     long_clip = write_video(tmp_path / "long.mp4", pan_frames(11 * 3, size=(32, 32)), fps=3, audio=False)  # 11 s
     with pytest.raises(gr.Error, match=r"'long.mp4' is 11 s long; this demo translates clips of up to 10 s\."):
         videos.video(str(long_clip), "a2b")
-    assert videos.explain_failure(str(long_clip), "a2b") == "'long.mp4' is 11 s long; this demo translates clips of up to 10 s."
+    assert videos.failures.explain(str(long_clip), "a2b") == "'long.mp4' is 11 s long; this demo translates clips of up to 10 s."
     with pytest.raises(gr.Error, match="'clip.avi': videos can be MP4, MOV or WebM"):
         videos.video({"path": str(long_clip), "orig_name": "clip.avi"}, "a2b")
     junk = tmp_path / "junk.mp4"
