@@ -23,6 +23,7 @@ from PIL import Image
 
 from .cli import DefaultsHelpFormatter, add_flags
 from .images import resize_square, to_rgb
+from .networks import MIN_SIDE
 from .metrics import (
     FEATURE_DIM,
     INCEPTION_SHA1,
@@ -226,8 +227,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.max_images is not None and args.max_images < 2:
-        parser.error(f"--max_images must be >= 2, got {args.max_images}")
+    for name, minimum in (("max_images", 2), ("image_size", MIN_SIDE), ("batch_size", 1), ("num_subsets", 1)):
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            parser.error(f"--{name} must be >= {minimum}, got {value}")
     if args.output is not None and len(args.output) != len(args.model):
         parser.error(f"--output needs one file per --model: got {len(args.output)} for {len(args.model)}")
     options = DataOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DataOptions)})
@@ -236,12 +239,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     except (DatasetLayoutError, ValueError) as error:
         parser.error(str(error))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:  # every model before the real images' features: a wrong name should not wait minutes
+        models = [load_model(name, averaged=not args.raw_weights, map_location=device) for name in args.model]
+    except (OSError, ValueError) as error:
+        parser.error(f"could not load a --model: {error}")
     evaluation = Evaluation(
         images_a, images_b, image_size=args.image_size, num_subsets=args.num_subsets, features=shared_features(device)
     )
     results = []
-    for index, name in enumerate(args.model):
-        model = load_model(name, averaged=not args.raw_weights, map_location=device)
+    for index, (name, model) in enumerate(zip(args.model, models)):
         result = evaluation(model, batch_size=args.batch_size, baseline=args.baseline)
         print(f"{name}\n{format_table(result, model.directions)}\n{result['protocol']}", flush=True)
         if args.output:

@@ -321,12 +321,16 @@ def checkerboard_index(outputs: Sequence[Image.Image], inputs: Sequence[Image.Im
 
     1.0 means the outputs have no more energy at the 2- and 4-pixel periods than their inputs;
     a transposed-conv checkerboard shows as 2 or more. `inputs` may be their `periodic_peak_ratio`s,
-    for inputs translated many times.
+    for inputs translated many times. A flat input (one colour: no spectrum to compare with) is left
+    out.
     """
     if len(outputs) != len(inputs) or not outputs:
         raise ValueError(f"need as many outputs as inputs, at least one; got {len(outputs)} and {len(inputs)}")
     input_ratios = [inp if isinstance(inp, numbers.Real) else periodic_peak_ratio(inp) for inp in inputs]
-    return float(np.median([periodic_peak_ratio(out) / ratio for out, ratio in zip(outputs, input_ratios)]))
+    relative = [periodic_peak_ratio(out) / ratio for out, ratio in zip(outputs, input_ratios) if ratio > 0]
+    if not relative:
+        raise ValueError("every input image is flat (one colour): no periodic pattern to compare with")
+    return float(np.median(relative))
 
 
 def fine_detail(image: Image.Image) -> float:

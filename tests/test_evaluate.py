@@ -86,6 +86,19 @@ def test_cli_reports_a_missing_dataset(tmp_path, capsys):
     assert "cannot load dataset" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_wrong_model_or_flag_before_the_real_images_are_scored(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_folder(data, {"trainA": 2, "trainB": 2, "testA": 2, "testB": 2})
+    common = ["--dataset", str(data), "--device", "cpu"]
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", str(tmp_path / "no_such_model"), *common])
+    assert "could not load a --model" in capsys.readouterr().err
+    for flag in ("--batch_size", "--num_subsets"):
+        with pytest.raises(SystemExit):
+            evaluate.main(["--model", str(tmp_path), *common, flag, "0"])
+        assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_on_a_local_folder(tmp_path, extractor, make_cyclegan, capsys):
     data = tmp_path / "data"

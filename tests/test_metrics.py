@@ -208,6 +208,11 @@ def test_checkerboard_index_is_one_for_unchanged_images_and_grows_with_a_grid():
     # the inputs' own peak ratios, computed once, stand in for the inputs (np.float64 included)
     ratios = [np.float64(periodic_peak_ratio(i)) for i in inputs]
     assert checkerboard_index([with_pattern(i, 12, 2) for i in inputs], ratios) == strong
+    # a flat input (a held-out image of one colour) is left out, not a division by zero
+    flat = Image.new("RGB", inputs[0].size, (90, 120, 150))
+    assert checkerboard_index([with_pattern(i, 12, 2) for i in inputs] + [inputs[0]], ratios + [flat]) == strong
+    with pytest.raises(ValueError, match="every input image is flat"):
+        checkerboard_index([inputs[0]], [flat])
 
 
 def test_periodic_peak_ratio_ignores_brightness_and_colour():
