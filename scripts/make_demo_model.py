@@ -156,6 +156,16 @@ def known_limits(metrics: dict, untranslated: dict, looked_at: str | None, from_
     return "Known limits: " + " ".join(sentences) if sentences else ""
 
 
+def labelled_model(text: str) -> tuple[str, Path]:
+    """--reference's LABEL=FOLDER, checked when parsed rather than after the evaluation."""
+    label, _, folder = text.partition("=")
+    if not label or not folder:
+        raise argparse.ArgumentTypeError(f"expected LABEL=FOLDER, got {text!r}")
+    if not (Path(folder) / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{folder} has no config.json: not a saved model")
+    return label, Path(folder)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
@@ -165,7 +175,7 @@ def main():
     parser.add_argument("--data", required=True, help="folder with testA/ (Monet) and testB/ (photos)")
     parser.add_argument("--output", default="demo_model", type=Path)
     parser.add_argument("--hub_model_id", default="cyclegan-hub/cyclegan-photo-monet")
-    parser.add_argument("--reference", action="append", default=[], metavar="LABEL=FOLDER",
+    parser.add_argument("--reference", action="append", default=[], metavar="LABEL=FOLDER", type=labelled_model,
                         help="another model to score on the same images, shown as a baseline row")
     parser.add_argument("--recipe_doc", default="docs/recipe.md", help="where the card says the recipe is explained")
     parser.add_argument("--machine", default=f"{cpu_name()}, bf16 autocast",
@@ -194,8 +204,7 @@ def main():
     evaluation = Evaluation(photos, monets)
     metrics = evaluation(model, baseline=True)
     baselines = {"untranslated input": untranslated(metrics)}
-    for reference in args.reference:
-        label, folder = reference.split("=", 1)
+    for label, folder in args.reference:
         baselines[label] = evaluation(photo_first(CycleGAN.from_pretrained(folder)))
     results = {
         "this model": metrics,

@@ -3,6 +3,7 @@ model folder with the domains in the demo's order, held-out metrics, samples and
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -122,3 +123,13 @@ def test_known_limits_names_each_direction_not_below_its_untranslated_inputs():
     assert limits.startswith("Known limits: Looked at: soft. Monet → photo (KID 0.060) is not below")
     assert "Photo → Monet" not in limits and "never trained together" in limits
     assert make_demo_model.known_limits({"kid_a2b": 0.04, "kid_b2a": 0.04}, untranslated, None, from_two_runs=False) == ""
+
+
+
+def test_a_reference_is_checked_when_parsed(tmp_path):
+    CycleGAN("photo", "monet", generator=dict(ngf=8, n_blocks=2)).save_pretrained(tmp_path / "old")
+    assert make_demo_model.labelled_model(f"old model={tmp_path / 'old'}") == ("old model", tmp_path / "old")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected LABEL=FOLDER"):
+        make_demo_model.labelled_model(str(tmp_path / "old"))
+    with pytest.raises(argparse.ArgumentTypeError, match="has no config.json: not a saved model"):
+        make_demo_model.labelled_model(f"empty={tmp_path}")
