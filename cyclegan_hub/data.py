@@ -326,16 +326,21 @@ def unpaired_dataset(options: DataOptions, preprocess: Preprocess, seed: int = 0
     return dataset_class(images_a, images_b, preprocess, seed)
 
 
-def held_out_images(options: DataOptions, eval_split: str, limit: int | None = None) -> tuple[list, list, str]:
+def held_out_images(
+    options: DataOptions, eval_split: str, limit: int | None = None, *, fallback: bool = True
+) -> tuple[list, list, str]:
     """The first `limit` decoded RGB images of both domains, from `eval_split` if the dataset has it.
 
     Falls back to the training split (and says so in the returned split name) for datasets
-    that publish no such split. Corrupt images are left out.
+    that publish no such split; with `fallback=False` (figures that must be held out) raises
+    `MissingSplitError` instead. Corrupt images are left out.
     """
     split = eval_split
     try:
         images_a, images_b = load_domains(dataclasses.replace(options, split=eval_split))
     except MissingSplitError:
+        if not fallback:
+            raise
         split = options.split
         images_a, images_b = load_domains(options)
 

@@ -58,7 +58,7 @@ def main():
     parser.add_argument("--images", type=int, default=100, help="held-out images of each domain")
     args = parser.parse_args()
 
-    test_a, test_b, _ = held_out_images(DataOptions(dataset=args.data), "test")
+    test_a, test_b, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
     for checkpoint in args.checkpoint:
         model = model_from_checkpoint(checkpoint, with_discriminators=True)
         direction = model.resolve_direction(args.domain)  # the generator that paints this domain

@@ -33,7 +33,7 @@ from cyclegan_hub import CycleGAN
 from cyclegan_hub.checkpoints import NETWORK_FILES, model_from_checkpoint, read_state
 from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig
-from cyclegan_hub.data import DataOptions, held_out_images
+from cyclegan_hub.data import DataOptions, MissingSplitError, held_out_images
 from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
 from cyclegan_hub.samples import sample_grid
@@ -197,9 +197,10 @@ def main():
     config = run["config"]
     if args.monet_to_photo_checkpoint:
         run["monet_to_photo"] = run_record(args.monet_to_photo_checkpoint)
-    monets, photos, split = held_out_images(DataOptions(dataset=args.data), "test")
-    if split != "test":
-        raise SystemExit(f"{args.data} has no testA/ testB/ held-out images")
+    try:
+        monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
+    except MissingSplitError:
+        raise SystemExit(f"{args.data} has no testA/ testB/ held-out images") from None
 
     evaluation = Evaluation(photos, monets)
     metrics = evaluation(model, baseline=True)

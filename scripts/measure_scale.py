@@ -43,7 +43,7 @@ def main():
 
     model = CycleGAN.from_pretrained(args.model)
     target = model.resolve_direction("monet")
-    monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test")
+    monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
     photos = photos[: args.photos]
     features = shared_features("cpu")
     real = features(monets)

@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--photos", type=int, default=200, help="held-out photos to translate per model")
     args = parser.parse_args()
 
-    monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test")
+    monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
     photos = photos[: args.photos]
     rows = {"photos": palette(photos), "Monet's paintings": palette(monets)}
     for name in args.model:

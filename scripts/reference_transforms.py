@@ -101,7 +101,7 @@ def main():
     args = parser.parse_args()
 
     options = DataOptions(dataset=args.data)
-    paintings, photos, _ = held_out_images(options, "test")
+    paintings, photos, _ = held_out_images(options, "test", fallback=False)
     train_paintings, train_photos, _ = held_out_images(options, "train", limit=1000)  # all 273 paintings
     source_name, target_name = DIRECTIONS[args.direction]
     held_out, train = by_direction(args.direction, paintings, photos), by_direction(args.direction, train_paintings, train_photos)

@@ -20,6 +20,7 @@ import helpers
 from cyclegan_hub.data import (
     DataOptions,
     DatasetLayoutError,
+    MissingSplitError,
     Preprocess,
     StreamingUnpairedDataset,
     UnpairedDataset,
@@ -236,6 +237,8 @@ def test_held_out_images_come_from_the_test_split(layouts, tmp_path):
     no_test = helpers.layout_c(tmp_path / "no-test", counts=(4, 3, 0, 0))
     held_a, held_b, split = held_out_images(DataOptions(dataset=str(no_test)), "test")
     assert split == "train" and (len(held_a), len(held_b)) == (4, 3)
+    with pytest.raises(MissingSplitError, match="has no split 'test'"):  # figures that must be held out
+        held_out_images(DataOptions(dataset=str(no_test)), "test", fallback=False)
 
 
 # --- the unpaired sampler ----------------------------------------------------------------------
