@@ -1,13 +1,13 @@
 """Translate large images at their own size, or at the model's training resolution and upscale?
 
     python scripts/measure_scale.py --model demo_model --data ../shared/data/monet2photo \
-        --photos 200 --output docs/recipe/scale.json --crops docs/recipe
+        --photos 100 --output docs/recipe/scale_pair.json --crops docs/recipe --crop_prefix crop_1024_pair
 
 A model trained on 256 px crops of images resized to 286 px paints strokes at that scale. An
 upload of 1024 px shows it the same scene four times larger, and the strokes come out four times
 too fine. The held-out photos are 256 px, so the large uploads here are those photos upscaled
 (Lanczos) by 2 and 4: the scene's scale is what matters, though the pixels are softer than a real
-photo's. Each is translated both ways; the outputs are brought back to 256 px (Lanczos) and
+photo's. Each is translated photo -> Monet at both scales; the outputs are brought back to 256 px (Lanczos) and
 compared with the held-out Monet paintings by KID (with its spread over subsets), and 1:1 crops
 of one 1024 px result are saved to look at.
 """
@@ -39,6 +39,8 @@ def main():
     parser.add_argument("--photos", type=int, default=200, help="held-out photos to translate per setting")
     parser.add_argument("--output", type=Path, required=True, help="JSON file for the figures")
     parser.add_argument("--crops", type=Path, help="folder for 1:1 crops of one 1024 px translation")
+    parser.add_argument("--crop_prefix", default="crop_1024",
+                        help="the crops' file names: PREFIX_scale_input.jpg and PREFIX_scale_training.jpg")
     args = parser.parse_args()
 
     model = CycleGAN.from_pretrained(args.model)
@@ -57,7 +59,7 @@ def main():
             if args.crops and factor == 4:
                 args.crops.mkdir(parents=True, exist_ok=True)
                 left, top = (outputs[0].width - CROP) // 2, 0
-                outputs[0].crop((left, top, left + CROP, top + CROP)).save(args.crops / f"crop_1024_scale_{scale}.jpg", quality=92)
+                outputs[0].crop((left, top, left + CROP, top + CROP)).save(args.crops / f"{args.crop_prefix}_scale_{scale}.jpg", quality=92)
             small = [image.resize(photo.size, Image.Resampling.LANCZOS) for image, photo in zip(outputs, photos)]
             key = f"{side * factor} px, scale={scale}"
             rows[key] = kid(distance(small, real, features=features))
