@@ -49,6 +49,9 @@ class DatasetLayoutError(ValueError):
     """The dataset does not have the columns, splits or labels the options ask for."""
 
 
+STREAMED_HELD_OUT_IMAGES = 500  # per domain, when a stream is scored without a limit
+
+
 class MissingSplitError(DatasetLayoutError):
     """The dataset has no split of that name."""
 
@@ -331,9 +334,10 @@ def held_out_images(
 ) -> tuple[list, list, str]:
     """The first `limit` decoded RGB images of both domains, from `eval_split` if the dataset has it.
 
-    Falls back to the training split (and says so in the returned split name) for datasets
-    that publish no such split; with `fallback=False` (figures that must be held out) raises
-    `MissingSplitError` instead. Corrupt images are left out.
+    A streamed dataset has no known length: without `limit` it gives its first
+    `STREAMED_HELD_OUT_IMAGES`. Falls back to the training split (and says so in the returned
+    split name) for datasets that publish no such split; with `fallback=False` (figures that must
+    be held out) raises `MissingSplitError` instead. Corrupt images are left out.
     """
     split = eval_split
     try:
@@ -346,7 +350,7 @@ def held_out_images(
 
     def take(images):
         if isinstance(images, datasets.IterableDataset):  # a stream is read only as far as needed
-            rows = images.take(limit if limit is not None else 500)
+            rows = images.take(limit if limit is not None else STREAMED_HELD_OUT_IMAGES)
         else:
             rows = images.select(range(len(images) if limit is None else min(limit, len(images))))
         return [image for row in rows if (image := try_decode(row["image"])) is not None]

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a checkpoint of a run with --ema_decay: the trained generators instead of their moving average",
     )
     add_flags(parser, DataOptions, defaults={"split": "test"})  # the same data flags as training
-    parser.add_argument("--max_images", type=int, default=None, help="use the first N images of each domain")
+    parser.add_argument("--max_images", type=int, default=None, help="use the first N images of each domain (default: all; the first 500 of a stream)")
     parser.add_argument("--image_size", type=int, default=None, help="resize images to NxN first (e.g. 256)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--num_subsets", type=int, default=50, help="KID subsets (default: 50)")
