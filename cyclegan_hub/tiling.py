@@ -229,6 +229,12 @@ def normalise(x: torch.Tensor, norm: nn.Module, statistics) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def check_tile_size(tile_size: int) -> None:
+    """A tile must hold the generator's two halvings whole: a multiple of 4, at least 8."""
+    if not isinstance(tile_size, int) or tile_size < MIN_SIDE or tile_size % ALIGN:
+        raise ValueError(f"tile_size must be a multiple of {ALIGN}, at least {MIN_SIDE}; got {tile_size!r}")
+
+
 def translate_tiled(
     generator: ResnetGenerator, image: np.ndarray, tile_size: int = 512, margin: int | None = None, spill_dir: str | None = None
 ) -> np.ndarray:
@@ -250,8 +256,7 @@ def translate_tiled(
     """
     if not isinstance(generator, ResnetGenerator):
         raise TypeError(f"tiled translation runs a ResnetGenerator layer by layer, got {type(generator).__name__}")
-    if tile_size < MIN_SIDE or tile_size % ALIGN:
-        raise ValueError(f"tile_size must be a multiple of {ALIGN}, at least {MIN_SIDE}; got {tile_size}")
+    check_tile_size(tile_size)
     margin = receptive_margin(generator) if margin is None else margin
     if margin % ALIGN:
         raise ValueError(f"margin must be a multiple of {ALIGN}, got {margin}")

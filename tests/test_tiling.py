@@ -158,3 +158,5 @@ def test_cyclegan_translate_with_tile_size(make_cyclegan):
         model.translate(torch.zeros(1, 3, 64, 64), "monet", tile_size=32)
     with pytest.raises(ValueError, match="tile_size must be a multiple of 4"):
         model.translate(picture, "monet", tile_size=50)
+    with pytest.raises(ValueError, match="tile_size must be a multiple of 4"):  # even when no image needs tiles
+        model.translate(small, "monet", tile_size=50)

@@ -21,7 +21,7 @@ from PIL import Image
 from ..fast import CompiledGenerator
 from ..images import pil_to_tensor, tensor_to_pil, to_rgb
 from ..networks import MIN_SIDE, SIDE_MULTIPLE
-from ..tiling import translate_tiled
+from ..tiling import check_tile_size, translate_tiled
 
 
 def fit_max_side(image: Image.Image, max_side: int | None, downscale: bool = True) -> Image.Image:
@@ -160,6 +160,8 @@ def translate(
     in_channels = next(generator.parameters()).shape[1]
     if short_side is not None and (not isinstance(short_side, int) or short_side < MIN_SIDE):
         raise ValueError(f"short_side must be an integer >= {MIN_SIDE}, got {short_side!r}")
+    if tile_size is not None:  # now, not when the first large image comes up
+        check_tile_size(tile_size)
     if isinstance(images, torch.Tensor):
         if tile_size is not None:
             raise ValueError("tile_size applies to PIL images; translate a large tensor as a PIL image")
