@@ -228,13 +228,13 @@ def normalise(x: torch.Tensor, norm: nn.Module, statistics) -> torch.Tensor:
     return x
 
 
-@torch.inference_mode()
 def check_tile_size(tile_size: int) -> None:
     """A tile must hold the generator's two halvings whole: a multiple of 4, at least 8."""
     if not isinstance(tile_size, int) or tile_size < MIN_SIDE or tile_size % ALIGN:
         raise ValueError(f"tile_size must be a multiple of {ALIGN}, at least {MIN_SIDE}; got {tile_size!r}")
 
 
+@torch.inference_mode()
 def translate_tiled(
     generator: ResnetGenerator, image: np.ndarray, tile_size: int = 512, margin: int | None = None, spill_dir: str | None = None
 ) -> np.ndarray:
