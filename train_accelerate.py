@@ -42,7 +42,7 @@ logger = get_logger(__name__, log_level="INFO")
 SAMPLE_IMAGES = 4  # held-out images per direction in the sample grids
 
 
-def run_seed(accelerator: Accelerator, cfg: TrainConfig, resumed_state: dict | None) -> int:
+def run_seed(cfg: TrainConfig, resumed_state: dict | None) -> int:
     """--seed, else the seed of the run being resumed (its trainer state), else one drawn on rank 0 and shared."""
     if cfg.seed is not None:
         return cfg.seed
@@ -140,7 +140,7 @@ def main(cfg: TrainConfig) -> Path:
     resumed_config = None if resumed_state is None else resumed_state["model_config"]
     if resumed_config is not None:
         check_same_networks(cfg, resume_path, resumed_config)
-    cfg = dataclasses.replace(cfg, seed=run_seed(accelerator, cfg, resumed_state))
+    cfg = dataclasses.replace(cfg, seed=run_seed(cfg, resumed_state))
     # One shuffle for all processes (each takes its own slice); model init may differ, DDP broadcasts rank 0's.
     accelerator.dataloader_config = DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed)
     set_seed(cfg.seed, device_specific=True)

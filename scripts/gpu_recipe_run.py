@@ -113,8 +113,8 @@ class Run:
         if resume:
             command += ["--resume_from_checkpoint", "latest"]
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.output_dir / "log.txt", "a")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        with open(self.output_dir / "log.txt", "a") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.launched = time.time()
 
     def poll(self) -> None:
