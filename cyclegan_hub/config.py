@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .augment import TRANSFORMS, parse_policy
 from .cli import DefaultsHelpFormatter, add_flags, as_values, option, out_of_range
-from .data import PREPROCESS_MODES, DataOptions
+from .data import PREPROCESS_MODES, STREAMED_HELD_OUT_IMAGES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
 from .networks import DOWNSAMPLES, NORMS, UPSAMPLES, check_layer_counts
@@ -137,7 +137,7 @@ class TrainConfig(DataOptions):
     logging_steps: int = option(50, "log every loss term every N steps", card=False, minimum=1)
     sample_steps: int = option(500, "save a real/translated/reconstructed grid every N steps", card=False, minimum=1)
     eval_steps: int | None = option(None, "compute FID/KID every N steps (and at the end when set)", card=False, minimum=1)
-    eval_max_images: int | None = option(None, "cap on images per domain for FID/KID (default: all; the first 500 of a stream)", card=False, minimum=2)
+    eval_max_images: int | None = option(None, f"cap on images per domain for FID/KID (default: all; the first {STREAMED_HELD_OUT_IMAGES} of a stream)", card=False, minimum=2)
     report_to: str = option("tensorboard", "experiment tracker", ("tensorboard", "wandb", "all", "none"), card=False)
     save_dtype: str = option("float32", "dtype of the final weights", tuple(DTYPES))
     push_to_hub: bool = option(False, "push the final model (and every --push_steps) to the Hub", card=False)

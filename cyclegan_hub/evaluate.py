@@ -169,7 +169,7 @@ def evaluate_translation(model, images_a, images_b, *, batch_size: int = 8, base
 
 def build_parser() -> argparse.ArgumentParser:
     """`python -m cyclegan_hub.evaluate`; the data flags are `DataOptions`' fields."""
-    from .data import DataOptions
+    from .data import STREAMED_HELD_OUT_IMAGES, DataOptions
 
     parser = argparse.ArgumentParser(
         prog="python -m cyclegan_hub.evaluate",
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a checkpoint of a run with --ema_decay: the trained generators instead of their moving average",
     )
     add_flags(parser, DataOptions, defaults={"split": "test"})  # the same data flags as training
-    parser.add_argument("--max_images", type=int, default=None, help="use the first N images of each domain (default: all; the first 500 of a stream)")
+    parser.add_argument("--max_images", type=int, default=None, help=f"use the first N images of each domain (default: all; the first {STREAMED_HELD_OUT_IMAGES} of a stream)")
     parser.add_argument("--image_size", type=int, default=None, help="resize images to NxN first (e.g. 256)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--num_subsets", type=int, default=50, help="KID subsets (default: 50)")
