@@ -14,7 +14,9 @@ The domains are stored photo first, so the demo opens on photo -> Monet.
 
 `--monet_to_photo_checkpoint` takes that direction's generator from another run with the same
 networks: the two directions are used one at a time, and the run that paints photos best need not
-be the one that returns paintings to photos best. The card names both runs.
+be the one that returns paintings to photos best. The card names both runs. It also takes a model
+this script made (e.g. `demo_model`), whose training_run.json says which run that generator came
+from: a new photo -> Monet generator can replace the embedded one's without its run's checkpoint.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, MissingSplitError, held_out_images
 from cyclegan_hub.evaluate import Evaluation
 from cyclegan_hub.images import pil_to_tensor
+from cyclegan_hub.model import DISCRIMINATORS_FILE
 from cyclegan_hub.samples import sample_grid
 from cyclegan_hub.threads import cpu_name
 from cyclegan_hub.training import linear_decay, schedule
@@ -77,6 +80,22 @@ def run_record(checkpoint: Path) -> dict:
     state = read_state(checkpoint)
     config = json.loads((checkpoint.parent / "train_config.json").read_text())
     return {"config": config, "step": state["step"], "seconds": state["seconds"]}
+
+
+def monet_to_photo_source(path: Path, with_discriminators: bool) -> tuple[CycleGAN, dict]:
+    """The pair to take Monet -> photo from, photo first, and the record of the run that trained that
+    generator: a checkpoint-N folder, or a model this script made (its training_run.json names the run)."""
+    made_here = path / "training_run.json"
+    if not made_here.is_file():
+        return photo_first(model_from_checkpoint(path, with_discriminators=with_discriminators)), run_record(path)
+    run = json.loads(made_here.read_text())
+    pair = photo_first(CycleGAN.from_pretrained(path, load_discriminators=with_discriminators))
+    return pair, run.get("monet_to_photo", {key: run[key] for key in ("config", "step", "seconds")})
+
+
+def has_discriminators(path: Path) -> bool:
+    """Whether a checkpoint folder, or a saved model, holds the discriminators too."""
+    return (path / NETWORK_FILES["discriminator_a"]).is_file() or (path / DISCRIMINATORS_FILE).is_file()
 
 
 def flags_changed(run: dict, other: dict) -> str:
@@ -171,7 +190,8 @@ def main():
     parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
     parser.add_argument("--monet_to_photo_checkpoint", type=Path,
                         help="take the Monet -> photo generator (and the discriminator that judged it) from this "
-                        "checkpoint of another run with the same networks (default: --checkpoint's)")
+                        "checkpoint of another run with the same networks, or from a model this script made "
+                        "(default: --checkpoint's)")
     parser.add_argument("--data", required=True, help="folder with testA/ (Monet) and testB/ (photos)")
     parser.add_argument("--output", default="demo_model", type=Path)
     parser.add_argument("--hub_model_id", default="cyclegan-hub/cyclegan-photo-monet")
@@ -187,16 +207,16 @@ def main():
     parser.add_argument("--skip_latency", action="store_true", help="leave the CPU latency out (the machine is busy)")
     args = parser.parse_args()
 
-    checkpoints = [args.checkpoint] + ([args.monet_to_photo_checkpoint] if args.monet_to_photo_checkpoint else [])
-    with_discriminators = all((checkpoint / NETWORK_FILES["discriminator_a"]).is_file() for checkpoint in checkpoints)
+    sources = [args.checkpoint] + ([args.monet_to_photo_checkpoint] if args.monet_to_photo_checkpoint else [])
+    with_discriminators = all(map(has_discriminators, sources))
     if not with_discriminators:
-        print("not every checkpoint has its discriminators (a slim checkpoint): the model is saved without them")
-    pairs = [photo_first(model_from_checkpoint(checkpoint, with_discriminators=with_discriminators)) for checkpoint in checkpoints]
-    model = joined(*pairs) if len(pairs) == 2 else pairs[0]
+        print("not every source has its discriminators (a slim checkpoint): the model is saved without them")
+    model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=with_discriminators))
     run = run_record(args.checkpoint)
     config = run["config"]
     if args.monet_to_photo_checkpoint:
-        run["monet_to_photo"] = run_record(args.monet_to_photo_checkpoint)
+        returner, run["monet_to_photo"] = monet_to_photo_source(args.monet_to_photo_checkpoint, with_discriminators)
+        model = joined(model, returner)
     try:
         monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
     except MissingSplitError:

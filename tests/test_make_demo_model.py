@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,17 @@ def test_each_direction_can_come_from_its_own_run_with_the_same_networks(tmp_pat
     assert card.count("comes from step 4 of a second run") == 1 and "from a second run (see Training)" in card
     assert "Known limits:" in card and "never trained together" in card
     assert "whose flags differ in `--lambda_cyc 5.0`, `--lambda_identity 0.5`, `--seed 1`:" in card
+
+    # A new photo -> Monet beside the made model's Monet -> photo, without the second run's checkpoint.
+    shutil.rmtree(returner)
+    again = tmp_path / "again"
+    helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "checkpoint-4", "--monet_to_photo_checkpoint",
+                         demo, "--data", data, "--output", again, "--skip_latency"], env)
+    for filename in ("model.safetensors", "discriminators.safetensors"):
+        made, remade = load_file(str(demo / filename)), load_file(str(again / filename))
+        assert made.keys() == remade.keys() and all(torch.equal(made[key], remade[key]) for key in made), filename
+    assert json.loads((again / "training_run.json").read_text())["monet_to_photo"] == run["monet_to_photo"]
+    assert "comes from step 4 of a second run" in (again / "README.md").read_text()
 
     _, other_networks, _ = train_tiny_run(tmp_path, "narrower", "--ngf", "4")
     refused = helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "checkpoint-4", "--monet_to_photo_checkpoint",
