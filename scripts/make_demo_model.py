@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.checkpoints import NETWORK_FILES, model_from_checkpoint, read_state
+from cyclegan_hub.checkpoints import NETWORK_FILES, STATE_FILE, model_from_checkpoint, read_state
 from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, MissingSplitError, held_out_images
@@ -185,10 +185,28 @@ def labelled_model(text: str) -> tuple[str, Path]:
     return label, Path(folder)
 
 
+def checkpoint_folder(text: str) -> Path:
+    """--checkpoint, checked when parsed: a training run's checkpoint-N folder."""
+    if not (Path(text) / STATE_FILE).is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no {STATE_FILE}: not a checkpoint-N folder of train_accelerate.py")
+    return Path(text)
+
+
+def checkpoint_or_made_model(text: str) -> Path:
+    """--monet_to_photo_checkpoint, checked when parsed: a checkpoint-N folder or a model this script made."""
+    if (Path(text) / "training_run.json").is_file():
+        return Path(text)
+    try:
+        return checkpoint_folder(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text} is neither a checkpoint-N folder of train_accelerate.py nor a model "
+                                         "this script made (no training_run.json)") from None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a checkpoint-N folder of train_accelerate.py")
-    parser.add_argument("--monet_to_photo_checkpoint", type=Path,
+    parser.add_argument("--checkpoint", required=True, type=checkpoint_folder, help="a checkpoint-N folder of train_accelerate.py")
+    parser.add_argument("--monet_to_photo_checkpoint", type=checkpoint_or_made_model,
                         help="take the Monet -> photo generator (and the discriminator that judged it) from this "
                         "checkpoint of another run with the same networks, or from a model this script made "
                         "(default: --checkpoint's)")

@@ -145,3 +145,17 @@ def test_a_reference_is_checked_when_parsed(tmp_path):
         make_demo_model.labelled_model(str(tmp_path / "old"))
     with pytest.raises(argparse.ArgumentTypeError, match="has no config.json: not a saved model"):
         make_demo_model.labelled_model(f"empty={tmp_path}")
+
+
+def test_the_sources_are_checked_when_parsed(tmp_path):
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (tmp_path / "made").mkdir()
+    (tmp_path / "made" / "training_run.json").write_text("{}")
+    assert make_demo_model.checkpoint_folder(str(tmp_path / "checkpoint-4")) == tmp_path / "checkpoint-4"
+    with pytest.raises(argparse.ArgumentTypeError, match="has no trainer_state.json: not a checkpoint-N folder"):
+        make_demo_model.checkpoint_folder(str(tmp_path / "made"))
+    for source in ("checkpoint-4", "made"):
+        assert make_demo_model.checkpoint_or_made_model(str(tmp_path / source)) == tmp_path / source
+    with pytest.raises(argparse.ArgumentTypeError, match="is neither a checkpoint-N folder .* nor a model this script made"):
+        make_demo_model.checkpoint_or_made_model(str(tmp_path / "missing"))
