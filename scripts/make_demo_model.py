@@ -44,6 +44,8 @@ from cyclegan_hub.threads import cpu_name
 from cyclegan_hub.training import linear_decay, schedule
 
 FIRST_DOMAIN = "photo"
+# The run summary beside a saved model (train_accelerate.py writes one too): its flags, step and seconds.
+RUN_FILE = "training_run.json"
 
 
 def photo_first(model: CycleGAN) -> CycleGAN:
@@ -85,7 +87,7 @@ def run_record(checkpoint: Path) -> dict:
 def monet_to_photo_source(path: Path, with_discriminators: bool) -> tuple[CycleGAN, dict]:
     """The pair to take Monet -> photo from, photo first, and the record of the run that trained that
     generator: a checkpoint-N folder, or a model this script made (its training_run.json names the run)."""
-    made_here = path / "training_run.json"
+    made_here = path / RUN_FILE
     if not made_here.is_file():
         return photo_first(model_from_checkpoint(path, with_discriminators=with_discriminators)), run_record(path)
     run = json.loads(made_here.read_text())
@@ -194,13 +196,13 @@ def checkpoint_folder(text: str) -> Path:
 
 def checkpoint_or_made_model(text: str) -> Path:
     """--monet_to_photo_checkpoint, checked when parsed: a checkpoint-N folder or a model this script made."""
-    if (Path(text) / "training_run.json").is_file():
+    if (Path(text) / RUN_FILE).is_file():
         return Path(text)
     try:
         return checkpoint_folder(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text} is neither a checkpoint-N folder of train_accelerate.py nor a model "
-                                         "this script made (no training_run.json)") from None
+                                         f"this script made (no {RUN_FILE})") from None
 
 
 def main():
@@ -257,7 +259,7 @@ def main():
                                 for side, scale in ((256, "input"), (1024, "training"), (1024, "input"))}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "metrics.json").write_text(json.dumps(results, indent=2))
-    (args.output / "training_run.json").write_text(json.dumps(run, indent=2))
+    (args.output / RUN_FILE).write_text(json.dumps(run, indent=2))
 
     grid_images = [torch.stack([pil_to_tensor(image) for image in images[:4]]) for images in (photos, monets)]
     sample_grid(model.generator_ab, model.generator_ba, *grid_images).save(args.output / "samples.png")
