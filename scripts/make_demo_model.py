@@ -14,9 +14,9 @@ The domains are stored photo first, so the demo opens on photo -> Monet.
 
 `--monet_to_photo_checkpoint` takes that direction's generator from another run with the same
 networks: the two directions are used one at a time, and the run that paints photos best need not
-be the one that returns paintings to photos best. The card names both runs. It also takes a model
-this script made (e.g. `demo_model`), whose training_run.json says which run that generator came
-from: a new photo -> Monet generator can replace the embedded one's without its run's checkpoint.
+be the one that returns paintings to photos best. The card names both runs. Either flag also takes
+a model this script made (e.g. `demo_model`), whose training_run.json says which runs its generators
+came from: one direction of the embedded pair can be replaced without the other's run checkpoint.
 """
 
 from __future__ import annotations
@@ -84,15 +84,19 @@ def run_record(checkpoint: Path) -> dict:
     return {"config": config, "step": state["step"], "seconds": state["seconds"]}
 
 
-def monet_to_photo_source(path: Path, with_discriminators: bool) -> tuple[CycleGAN, dict]:
-    """The pair to take Monet -> photo from, photo first, and the record of the run that trained that
-    generator: a checkpoint-N folder, or a model this script made (its training_run.json names the run)."""
+def pair_source(path: Path, with_discriminators: bool) -> tuple[CycleGAN, dict]:
+    """A pair, photo first, and the record of the run(s) that trained it: a checkpoint-N folder, or a
+    model this script made (its training_run.json, with a "monet_to_photo" entry where that generator
+    came from a second run)."""
     made_here = path / RUN_FILE
     if not made_here.is_file():
         return photo_first(model_from_checkpoint(path, with_discriminators=with_discriminators)), run_record(path)
-    run = json.loads(made_here.read_text())
-    pair = photo_first(CycleGAN.from_pretrained(path, load_discriminators=with_discriminators))
-    return pair, run.get("monet_to_photo", {key: run[key] for key in ("config", "step", "seconds")})
+    return photo_first(CycleGAN.from_pretrained(path, load_discriminators=with_discriminators)), json.loads(made_here.read_text())
+
+
+def monet_to_photo_run(run: dict) -> dict:
+    """The record of the run that trained a pair's Monet -> photo generator."""
+    return run.get("monet_to_photo", {key: run[key] for key in ("config", "step", "seconds")})
 
 
 def has_discriminators(path: Path) -> bool:
@@ -187,27 +191,20 @@ def labelled_model(text: str) -> tuple[str, Path]:
     return label, Path(folder)
 
 
-def checkpoint_folder(text: str) -> Path:
-    """--checkpoint, checked when parsed: a training run's checkpoint-N folder."""
-    if not (Path(text) / STATE_FILE).is_file():
-        raise argparse.ArgumentTypeError(f"{text} has no {STATE_FILE}: not a checkpoint-N folder of train_accelerate.py")
-    return Path(text)
-
-
 def checkpoint_or_made_model(text: str) -> Path:
-    """--monet_to_photo_checkpoint, checked when parsed: a checkpoint-N folder or a model this script made."""
-    if (Path(text) / RUN_FILE).is_file():
-        return Path(text)
-    try:
-        return checkpoint_folder(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"{text} is neither a checkpoint-N folder of train_accelerate.py nor a model "
-                                         f"this script made (no {RUN_FILE})") from None
+    """--checkpoint and --monet_to_photo_checkpoint, checked when parsed: a training run's checkpoint-N
+    folder, or a model this script made."""
+    if not any((Path(text) / name).is_file() for name in (STATE_FILE, RUN_FILE)):
+        raise argparse.ArgumentTypeError(f"{text} is neither a checkpoint-N folder of train_accelerate.py (no {STATE_FILE}) "
+                                         f"nor a model this script made (no {RUN_FILE})")
+    return Path(text)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=checkpoint_folder, help="a checkpoint-N folder of train_accelerate.py")
+    parser.add_argument("--checkpoint", required=True, type=checkpoint_or_made_model,
+                        help="a checkpoint-N folder of train_accelerate.py, or a model this script made (to rebuild it, "
+                        "e.g. with another Monet -> photo generator)")
     parser.add_argument("--monet_to_photo_checkpoint", type=checkpoint_or_made_model,
                         help="take the Monet -> photo generator (and the discriminator that judged it) from this "
                         "checkpoint of another run with the same networks, or from a model this script made "
@@ -231,12 +228,12 @@ def main():
     with_discriminators = all(map(has_discriminators, sources))
     if not with_discriminators:
         print("not every source has its discriminators (a slim checkpoint): the model is saved without them")
-    model = photo_first(model_from_checkpoint(args.checkpoint, with_discriminators=with_discriminators))
-    run = run_record(args.checkpoint)
+    model, run = pair_source(args.checkpoint, with_discriminators)
     config = run["config"]
     if args.monet_to_photo_checkpoint:
-        returner, run["monet_to_photo"] = monet_to_photo_source(args.monet_to_photo_checkpoint, with_discriminators)
+        returner, returner_run = pair_source(args.monet_to_photo_checkpoint, with_discriminators)
         model = joined(model, returner)
+        run["monet_to_photo"] = monet_to_photo_run(returner_run)
     try:
         monets, photos, _ = held_out_images(DataOptions(dataset=args.data), "test", fallback=False)
     except MissingSplitError:
