@@ -46,6 +46,7 @@ from cyclegan_hub.training import linear_decay, schedule
 FIRST_DOMAIN = "photo"
 # The run summary beside a saved model (train_accelerate.py writes one too): its flags, step and seconds.
 RUN_FILE = "training_run.json"
+RUN_KEYS = ("config", "step", "seconds")  # what this script records of a run (train_accelerate.py adds its own metrics)
 
 
 def photo_first(model: CycleGAN) -> CycleGAN:
@@ -91,12 +92,14 @@ def pair_source(path: Path, with_discriminators: bool) -> tuple[CycleGAN, dict]:
     made_here = path / RUN_FILE
     if not made_here.is_file():
         return photo_first(model_from_checkpoint(path, with_discriminators=with_discriminators)), run_record(path)
-    return photo_first(CycleGAN.from_pretrained(path, load_discriminators=with_discriminators)), json.loads(made_here.read_text())
+    record = json.loads(made_here.read_text())
+    pair = photo_first(CycleGAN.from_pretrained(path, load_discriminators=with_discriminators))
+    return pair, {key: record[key] for key in (*RUN_KEYS, "monet_to_photo") if key in record}
 
 
 def monet_to_photo_run(run: dict) -> dict:
     """The record of the run that trained a pair's Monet -> photo generator."""
-    return run.get("monet_to_photo", {key: run[key] for key in ("config", "step", "seconds")})
+    return run.get("monet_to_photo", {key: run[key] for key in RUN_KEYS})
 
 
 def has_discriminators(path: Path) -> bool:

@@ -116,6 +116,15 @@ def test_each_direction_can_come_from_its_own_run_with_the_same_networks(tmp_pat
     assert refused.returncode != 0 and "configs differ in generator.ngf:" in refused.stderr
     assert not (tmp_path / "refused").exists()
 
+    # The model a run saves at its end is a source too; only its run's record is taken from it.
+    from_run = tmp_path / "from_run"
+    helpers.run_checked([helpers.PYTHON, SCRIPT, "--checkpoint", painter / "model", "--data", data, "--output", from_run,
+                         "--skip_latency"], env)
+    recorded = json.loads((from_run / "training_run.json").read_text())
+    assert recorded.keys() == {"config", "step", "seconds"} and (recorded["config"], recorded["step"]) == (run["config"], 4)
+    painted, saved = load_file(str(demo / "model.safetensors")), load_file(str(from_run / "model.safetensors"))
+    assert all(torch.equal(painted[key], saved[key]) for key in painted if key.startswith("generator_ab."))
+
     # And a made model's photo -> Monet, the painter's run folder gone too: the pair rebuilds as it was.
     shutil.rmtree(painter)
     rebuilt = tmp_path / "rebuilt"
