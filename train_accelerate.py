@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.checkpoints import (
-    CheckpointError, load_checkpoint, network_differences, read_state, resolve_resume, save_checkpoint, start_from_pretrained,
+    RUN_FILE, CheckpointError, load_checkpoint, network_differences, read_state, resolve_resume, save_checkpoint, start_from_pretrained,
 )
 from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import TrainConfig, parse_args
@@ -99,7 +99,7 @@ def save_model(model: CycleGAN, target: Path, cfg: TrainConfig, samples: tuple, 
     """Write the pair, its card, samples and run summary to `target`; push the folder if asked."""
     target.mkdir(parents=True, exist_ok=True)
     sample_grid(model.generator_ab, model.generator_ba, *samples).save(target / "samples.png")
-    (target / "training_run.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), **run}, indent=2))
+    (target / RUN_FILE).write_text(json.dumps({"config": dataclasses.asdict(cfg), **run}, indent=2))
     card = dict(
         model_id=cfg.hub_model_id,
         dataset=cfg.dataset or f"{cfg.dataset_a} + {cfg.dataset_b}",

@@ -24,6 +24,8 @@ from .model import DISCRIMINATORS_FILE, CycleGAN
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+# The run summary saved beside a finished model (its flags, step and seconds), read back by scripts/make_demo_model.py.
+RUN_FILE = "training_run.json"
 EMA_FILE = "ema.safetensors"
 # Accelerate numbers the prepared models' files in the order train_accelerate.py prepares them: G, F, D_X, D_Y.
 NETWORK_FILES = {

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.checkpoints import NETWORK_FILES, STATE_FILE, model_from_checkpoint, read_state
+from cyclegan_hub.checkpoints import NETWORK_FILES, RUN_FILE, STATE_FILE, model_from_checkpoint, read_state
 from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, MissingSplitError, held_out_images
@@ -44,8 +44,6 @@ from cyclegan_hub.threads import cpu_name
 from cyclegan_hub.training import linear_decay, schedule
 
 FIRST_DOMAIN = "photo"
-# The run summary beside a saved model (train_accelerate.py writes one too): its flags, step and seconds.
-RUN_FILE = "training_run.json"
 RUN_KEYS = ("config", "step", "seconds")  # what this script records of a run (train_accelerate.py adds its own metrics)
 
 
