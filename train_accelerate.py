@@ -189,6 +189,7 @@ def main(cfg: TrainConfig) -> Path:
         r1_gamma=cfg.r1_gamma,
         r1_interval=cfg.r1_interval,
         augment=None if policy is None else functools.partial(diff_augment, policy=policy, probability=cfg.diffaugment_p),
+        augmented_domains=cfg.diffaugment_domains,
         accelerator=accelerator,
     )
     pools = {"pool_a": train_step.pool_a, "pool_b": train_step.pool_b}

@@ -16,6 +16,7 @@ from .data import PREPROCESS_MODES, STREAMED_HELD_OUT_IMAGES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
 from .networks import DOWNSAMPLES, NORMS, UPSAMPLES, check_layer_counts
+from .training import AUGMENTED_DOMAINS
 
 
 @dataclass
@@ -104,6 +105,10 @@ class TrainConfig(DataOptions):
         None, "DiffAugment's transforms, comma-separated, from color, translation, cutout "
         "(default: all three, the DiffAugment paper's policy for small data sets)"
     )
+    diffaugment_domains: str = option(
+        "both", "whose discriminators see DiffAugment: both, or domain a's or b's alone (e.g. the small one's: "
+        "a domain with thousands of images gives its discriminator little to overfit)", AUGMENTED_DOMAINS
+    )
     diffaugment_p: float = option(
         1.0, "the chance that each DiffAugment transform is applied to each image (ADA's p; 1: always, as in DiffAugment)", above=0
     )
@@ -175,6 +180,8 @@ class TrainConfig(DataOptions):
             problems.append(f"--diffaugment_p is a probability: at most 1, got {self.diffaugment_p}")
         if self.diffaugment_p != 1 and not self.diffaugment:
             problems.append("--diffaugment_p needs --diffaugment")
+        if self.diffaugment_domains != "both" and not self.diffaugment:
+            problems.append("--diffaugment_domains needs --diffaugment")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
             problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
         if self.streaming and self.max_steps is None:

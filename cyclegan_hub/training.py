@@ -33,6 +33,11 @@ LOSS_NAMES = (
     "loss_d_b",
     "loss_r1",
 )
+AUGMENTED_DOMAINS = ("both", "a", "b")  # whose discriminators see the augmentation
+
+
+def unchanged(images: torch.Tensor) -> torch.Tensor:
+    return images
 
 
 def set_requires_grad(modules, flag: bool) -> None:
@@ -119,6 +124,9 @@ class CycleGANStep:
             lazy regularisation): its gradient changes slowly, and its double backward is the cost.
         augment: applied to every image a discriminator judges, real or generated, in both
             updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
+        augmented_domains: whose discriminators see `augment`: "a" (D_X alone), "b" (D_Y alone)
+            or "both". A domain with thousands of images gives its discriminator little to
+            overfit in a short run, and augmenting its images only hides what tells them apart.
         accelerator: an `accelerate.Accelerator`, or None for plain PyTorch.
     """
 
@@ -142,6 +150,7 @@ class CycleGANStep:
         r1_gamma: float = 0.0,
         r1_interval: int = 16,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augmented_domains: str = "both",
         accelerator=None,
     ):
         check_gan_mode(gan_mode)
@@ -161,7 +170,10 @@ class CycleGANStep:
         self.r1_gamma, self.r1_interval = r1_gamma, r1_interval
         self.step = 0  # updates done, which places the lazy R1 steps: a resumed run sets it
         self.loss_r1 = torch.zeros(())  # the mean penalty of the two discriminators at the last R1 step
-        self.augment = augment or (lambda images: images)
+        if augmented_domains not in AUGMENTED_DOMAINS:
+            raise ValueError(f"augmented_domains must be one of {AUGMENTED_DOMAINS}, got {augmented_domains!r}")
+        self.augment_a = augment if augment and augmented_domains in ("a", "both") else unchanged  # what D_X judges
+        self.augment_b = augment if augment and augmented_domains in ("b", "both") else unchanged  # what D_Y judges
         self.accelerator = accelerator
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -194,19 +206,21 @@ class CycleGANStep:
         # pass bypasses it too: its penalty joins the loss of a DDP pass, whose all-reduce carries it.
         return discriminator if self.accelerator is None else self.accelerator.unwrap_model(discriminator)
 
-    def _r1_penalty(self, discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    def _r1_penalty(self, discriminator: nn.Module, real: torch.Tensor, augment: Callable) -> torch.Tensor:
         """R1 in fp32, outside autocast, as the gradient it measures is small; through `forward`,
         since torch.compile cannot take the second derivative."""
-        return r1_penalty(self._unwrapped(discriminator).forward, self.augment(real))
+        return r1_penalty(self._unwrapped(discriminator).forward, augment(real))
 
-    def _judging_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def _judging_loss(
+        self, discriminator: nn.Module, augment: Callable, real: torch.Tensor, fake: torch.Tensor, source: torch.Tensor
+    ) -> torch.Tensor:
         """What a discriminator minimises: real as real, fakes as fake, and with source_as_fake
         that share of the fake side taken by the other domain's real images."""
-        real_logits = discriminator(self.augment(real))
-        loss = discriminator_loss(real_logits, discriminator(self.augment(fake)), self.gan_mode)
+        real_logits = discriminator(augment(real))
+        loss = discriminator_loss(real_logits, discriminator(augment(fake)), self.gan_mode)
         if self.source_as_fake == 0:
             return loss
-        on_source = discriminator_loss(real_logits, discriminator(self.augment(source)), self.gan_mode)
+        on_source = discriminator_loss(real_logits, discriminator(augment(source)), self.gan_mode)
         return (1 - self.source_as_fake) * loss + self.source_as_fake * on_source
 
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
@@ -226,14 +240,14 @@ class CycleGANStep:
         with self._no_sync(G, F):
             with self._autocast():  # forward passes only; backward and step run outside autocast
                 fake_b = G(real_a)  # G(x)
-                loss_gan_ab = generator_adversarial_loss(self._unwrapped(D_Y)(self.augment(fake_b)), self.gan_mode)  # eq. 1
+                loss_gan_ab = generator_adversarial_loss(self._unwrapped(D_Y)(self.augment_b(fake_b)), self.gan_mode)  # eq. 1
                 loss_cycle_a = cycle_loss(F(self._on_cycle_path(fake_b)), real_a, self.cycle_downscale)  # eq. 2: F(G(x)) ~ x
                 part_a = loss_gan_ab + self.lambda_cyc * loss_cycle_a
             self._backward(part_a)
         with self._no_sync(G, F, enabled=with_identity):
             with self._autocast():
                 fake_a = F(real_b)  # F(y)
-                loss_gan_ba = generator_adversarial_loss(self._unwrapped(D_X)(self.augment(fake_a)), self.gan_mode)
+                loss_gan_ba = generator_adversarial_loss(self._unwrapped(D_X)(self.augment_a(fake_a)), self.gan_mode)
                 loss_cycle_b = cycle_loss(G(self._on_cycle_path(fake_a)), real_b, self.cycle_downscale)  # G(F(y)) ~ y
                 part_b = loss_gan_ba + self.lambda_cyc * loss_cycle_b
             self._backward(part_b)
@@ -254,11 +268,11 @@ class CycleGANStep:
         pooled_fake_b = self.pool_b.query(fake_b)  # in the original's order: both pools draw from `random`
         pooled_fake_a = self.pool_a.query(fake_a)
         with self._autocast():
-            loss_d_a = self._judging_loss(D_X, real_a, pooled_fake_a, source=real_b)
-            loss_d_b = self._judging_loss(D_Y, real_b, pooled_fake_b, source=real_a)
+            loss_d_a = self._judging_loss(D_X, self.augment_a, real_a, pooled_fake_a, source=real_b)
+            loss_d_b = self._judging_loss(D_Y, self.augment_b, real_b, pooled_fake_b, source=real_a)
         loss_d = loss_d_a + loss_d_b
         if self.r1_gamma > 0 and self.step % self.r1_interval == 0:
-            penalty = self._r1_penalty(D_X, real_a) + self._r1_penalty(D_Y, real_b)
+            penalty = self._r1_penalty(D_X, real_a, self.augment_a) + self._r1_penalty(D_Y, real_b, self.augment_b)
             loss_d = loss_d + self.r1_gamma / 2 * self.r1_interval * penalty
             self.loss_r1 = penalty.detach() / 2
         self.optimizer_d.zero_grad(set_to_none=True)

@@ -165,7 +165,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
         "--checkpointing_steps", 15, "--sample_steps", 20, "--report_to", "tensorboard", "--seed", 0,
         "--domain_a", "red", "--domain_b", "blue", "--lr_d", 5e-5, "--cycle_noise", 0.05,
         "--cycle_downscale", 2, "--diffaugment", "--diffaugment_policy", "translation,cutout",
-        "--diffaugment_p", 0.5, "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
+        "--diffaugment_p", 0.5, "--diffaugment_domains", "b", "--spectral_norm_d", "--n_layers_d", 2, 3, "--source_as_fake", 0.25,
         "--r1_gamma", 0.5, "--r1_interval", 4, "--lambda_identity", 0.5, 0, "--identity_downscale", 4,
         "--identity_start_step", 5, "--identity_decay_steps", 30,
     ]
@@ -203,6 +203,7 @@ def test_losses_fall_and_tensorboard_logs(layouts, env, tmp_path):
     assert "`report_to`" not in card and "`output_dir`" not in card  # run plumbing is not a hyperparameter
     assert "| `cycle_noise` | `0.05` |" in card and "| `cycle_downscale` | `2` |" in card
     assert "| `diffaugment_policy` | `translation,cutout` |" in card and "| `diffaugment_p` | `0.5` |" in card
+    assert "| `diffaugment_domains` | `b` |" in card
     assert "| `spectral_norm_d` | `True` |" in card and "| `n_layers_d` | `2 3` |" in card  # as typed
     assert "| `source_as_fake` | `0.25` |" in card
     assert "| `r1_gamma` | `0.5` |" in card and "| `r1_interval` | `4` |" in card
@@ -511,6 +512,10 @@ def bad_runs(layouts, tmp_path):
         "policy without augmentation": ([*base, "--diffaugment_policy", "cutout"], 2, "--diffaugment_policy needs --diffaugment"),
         "probability above 1": ([*base, "--diffaugment", "--diffaugment_p", 1.5], 2, "--diffaugment_p is a probability: at most 1, got 1.5"),
         "probability without augmentation": ([*base, "--diffaugment_p", 0.5], 2, "--diffaugment_p needs --diffaugment"),
+        "augmented domain without augmentation": ([*base, "--diffaugment_domains", "a"], 2, "--diffaugment_domains needs --diffaugment"),
+        "unknown augmented domain": (
+            [*base, "--diffaugment", "--diffaugment_domains", "photo"], 2, "argument --diffaugment_domains: invalid choice: 'photo'"
+        ),
         "all of the fake side from the source": (
             [*base, "--source_as_fake", 1], 2, "--source_as_fake is a share of the fake side: below 1, got 1.0"
         ),

@@ -360,11 +360,11 @@ def tiny_pair(seed=0) -> CycleGAN:
     return CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
 
 
-def step_for(model, augment=None) -> CycleGANStep:
+def step_for(model, augment=None, augmented_domains="both") -> CycleGANStep:
     return CycleGANStep(
         model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b,
         adam([model.generator_ab, model.generator_ba]), adam([model.discriminator_a, model.discriminator_b]),
-        augment=augment,
+        augment=augment, augmented_domains=augmented_domains,
     )
 
 
@@ -395,6 +395,29 @@ def test_augment_sees_exactly_what_the_discriminators_judge():
         assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
     assert augmented["loss_gan_ab"] != pytest.approx(plain["loss_gan_ab"], rel=1e-3)
     assert augmented["loss_d_a"] != pytest.approx(plain["loss_d_a"], rel=1e-3)
+
+
+@pytest.mark.parametrize("domain", ["a", "b"])
+def test_one_domains_augmentation_reaches_its_discriminator_alone(domain):
+    real_a, real_b = batches(1)[0]
+    plain = step_for(tiny_pair())(real_a, real_b)
+    augment = RecordingAugment()
+    augmented = step_for(tiny_pair(), augment, augmented_domains=domain)(real_a, real_b)
+    # D_X judges domain a's images and F's fakes of them; D_Y domain b's and G's.
+    judged, kept = ("loss_gan_ba", "loss_d_a"), ("loss_gan_ab", "loss_d_b")
+    if domain == "b":
+        judged, kept = kept, judged
+    assert len(augment.seen) == 3  # its generator's adversarial input, then its real and fake
+    assert torch.equal(augment.seen[1], real_a if domain == "a" else real_b)
+    for name in judged:
+        assert augmented[name] != pytest.approx(plain[name], rel=1e-3), name
+    for name in kept:
+        assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
+
+
+def test_an_unknown_augmented_domain_is_refused():
+    with pytest.raises(ValueError, match="augmented_domains must be one of"):
+        step_for(tiny_pair(), RecordingAugment(), augmented_domains="photo")
 
 
 @pytest.mark.parametrize("source_as_fake", [0.0, 0.25, 0.9])
