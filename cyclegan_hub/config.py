@@ -162,9 +162,10 @@ class TrainConfig(DataOptions):
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
+        if not self.diffaugment:  # DiffAugment's own settings mean nothing without it
+            problems += [f"--{field.name} needs --diffaugment" for field in dataclasses.fields(self)
+                         if field.name.startswith("diffaugment_") and getattr(self, field.name) != field.default]
         if self.diffaugment_policy is not None:
-            if not self.diffaugment:
-                problems.append("--diffaugment_policy needs --diffaugment")
             try:
                 parse_policy(self.diffaugment_policy)
             except ValueError as error:
@@ -178,10 +179,6 @@ class TrainConfig(DataOptions):
             problems.append(f"--source_as_fake is a share of the fake side: below 1, got {self.source_as_fake}")
         if self.diffaugment_p > 1:
             problems.append(f"--diffaugment_p is a probability: at most 1, got {self.diffaugment_p}")
-        if self.diffaugment_p != 1 and not self.diffaugment:
-            problems.append("--diffaugment_p needs --diffaugment")
-        if self.diffaugment_domains != "both" and not self.diffaugment:
-            problems.append("--diffaugment_domains needs --diffaugment")
         if self.max_steps is None and self.num_epochs + self.decay_epochs == 0:
             problems.append("--num_epochs and --decay_epochs are both 0: nothing to train")
         if self.streaming and self.max_steps is None:
