@@ -10,7 +10,6 @@ The pieces live in `cyclegan_hub/`: this file wires them together in the order o
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import time
@@ -25,9 +24,8 @@ from huggingface_hub import create_repo, upload_folder
 from tqdm.auto import tqdm
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.augment import diff_augment
 from cyclegan_hub.checkpoints import (
-    RUN_FILE, CheckpointError, load_checkpoint, network_differences, read_state, resolve_resume, save_checkpoint, start_from_pretrained,
+    RUN_FILE, TRAIN_CONFIG_FILE, CheckpointError, load_checkpoint, network_differences, read_state, resolve_resume, save_checkpoint, start_from_pretrained,
 )
 from cyclegan_hub.cli import card_values, flag_values
 from cyclegan_hub.config import TrainConfig, parse_args
@@ -59,6 +57,25 @@ def check_same_networks(cfg: TrainConfig, resume_path: Path, saved: dict) -> Non
     if differences:
         raise CheckpointError(
             f"{resume_path} has {'; '.join(differences)}: resume with the flags it was trained with, or start a new --output_dir"
+        )
+
+
+def warn_of_changed_flags(cfg: TrainConfig, resume_path: Path, resumed_state: dict) -> None:
+    """A resumed run goes on with the flags given now. Other training flags than the checkpoint's
+    may be meant (a longer --max_steps) or forgotten (a --lambda_identity 0 left out), so they are named."""
+    saved = resumed_state.get("flags")
+    if saved is None:  # checkpoints from before the flags were saved with them
+        return
+    now = card_values(cfg)
+    changed = [
+        f"--{name} {saved.get(name, 'unset')} -> {now.get(name, 'unset')}"
+        for name in sorted(saved.keys() | now.keys())
+        if saved.get(name) != now.get(name)
+    ]
+    if changed:
+        logger.warning(
+            f"{resume_path} was trained with other flags; going on with those given now: {'; '.join(changed)}",
+            main_process_only=True,
         )
 
 
@@ -141,6 +158,8 @@ def main(cfg: TrainConfig) -> Path:
     if resumed_config is not None:
         check_same_networks(cfg, resume_path, resumed_config)
     cfg = dataclasses.replace(cfg, seed=run_seed(cfg, resumed_state))
+    if resumed_state is not None:
+        warn_of_changed_flags(cfg, resume_path, resumed_state)
     # One shuffle for all processes (each takes its own slice); model init may differ, DDP broadcasts rank 0's.
     accelerator.dataloader_config = DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed)
     set_seed(cfg.seed, device_specific=True)
@@ -173,25 +192,7 @@ def main(cfg: TrainConfig) -> Path:
         for net in nets:
             net.compile()  # in place, so the weights keep their names: checkpoints resume with or without --compile
     *nets, optimizer_g, optimizer_d, loader = accelerator.prepare(*nets, optimizer_g, optimizer_d, loader)
-    policy = cfg.diffaugment_transforms()
-    train_step = CycleGANStep(
-        *nets,
-        optimizer_g,
-        optimizer_d,
-        gan_mode=cfg.gan_mode,
-        lambda_cyc=cfg.lambda_cyc,
-        lambda_identity=cfg.lambda_identity,
-        pool_size=cfg.pool_size,
-        cycle_noise=cfg.cycle_noise,
-        cycle_downscale=cfg.cycle_downscale,
-        identity_downscale=cfg.identity_downscale,
-        source_as_fake=cfg.source_as_fake,
-        r1_gamma=cfg.r1_gamma,
-        r1_interval=cfg.r1_interval,
-        augment=None if policy is None else functools.partial(diff_augment, policy=policy, probability=cfg.diffaugment_p),
-        augmented_domains=cfg.diffaugment_domains,
-        accelerator=accelerator,
-    )
+    train_step = CycleGANStep(*nets, optimizer_g, optimizer_d, **cfg.step_kwargs(), accelerator=accelerator)
     pools = {"pool_a": train_step.pool_a, "pool_b": train_step.pool_b}
     # What the run samples, evaluates and saves: the generators' moving average if asked, else the generators.
     ema = GeneratorEMA(model, cfg.ema_decay) if cfg.ema_decay else None
@@ -209,7 +210,7 @@ def main(cfg: TrainConfig) -> Path:
 
     if accelerator.is_main_process:
         (output_dir / "samples").mkdir(parents=True, exist_ok=True)
-        (output_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (output_dir / TRAIN_CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     accelerator.init_trackers("cyclegan", config=flag_values(cfg))
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, unit="step")
     images_per_step = 2 * cfg.batch_size * accelerator.num_processes  # one A and one B per sample
@@ -259,7 +260,8 @@ def main(cfg: TrainConfig) -> Path:
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=step)
             if step % cfg.checkpointing_steps == 0 or step == total_steps:
                 seconds = seconds_before + time.time() - started
-                state = {"step": step, "epoch": epoch, "seed": cfg.seed, "seconds": seconds, "model_config": model.config}
+                state = {"step": step, "epoch": epoch, "seed": cfg.seed, "seconds": seconds, "model_config": model.config,
+                         "flags": card_values(cfg)}
                 save_checkpoint(accelerator, output_dir, state, pools, cfg.checkpoints_total_limit, ema)
             if accelerator.is_main_process and (step == total_steps or cfg.push_steps and step % cfg.push_steps == 0):
                 run = run_summary(cfg, accelerator, dataset, step, seconds_before + time.time() - started)

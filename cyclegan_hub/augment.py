@@ -61,6 +61,9 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 
 # The DiffAugment paper's names for its transforms, in the order its default policy applies them.
 TRANSFORMS = {"color": colour, "translation": translation, "cutout": cutout}
+# Whose discriminators the augmentation reaches, by --diffaugment_domains: the small domain's alone,
+# since a domain with thousands of images gives its discriminator little to memorise in a short run.
+AUGMENTED_DOMAINS = {"both": ("a", "b"), "a": ("a",), "b": ("b",)}
 
 
 def diff_augment(images: torch.Tensor, policy: tuple[str, ...] = tuple(TRANSFORMS), probability: float = 1.0) -> torch.Tensor:

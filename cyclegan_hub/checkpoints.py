@@ -3,8 +3,9 @@
 A checkpoint is `output_dir/checkpoint-<step>/`: Accelerate's state (weights as safetensors,
 optimizers, RNG states of every process), each process's image pools as safetensors, the
 generators' moving average when the run keeps one (`ema.safetensors`), and
-`trainer_state.json` (step, epoch, the model's config). It is written under a temporary name and renamed when
-complete, so the newest `checkpoint-*` folder is always whole. Nothing is unpickled on load
+`trainer_state.json` (step, epoch, seed, seconds, the model's config, the run's training flags).
+It is written under a temporary name and renamed when complete, so the newest `checkpoint-*`
+folder is always whole. Nothing is unpickled on load
 beyond what `torch.load(weights_only=True)` allows.
 """
 
@@ -24,6 +25,7 @@ from .model import DISCRIMINATORS_FILE, CycleGAN
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
+TRAIN_CONFIG_FILE = "train_config.json"  # every flag of the run's latest start, beside its checkpoints
 # The run summary saved beside a finished model (its flags, step and seconds), read back by scripts/make_demo_model.py.
 RUN_FILE = "training_run.json"
 EMA_FILE = "ema.safetensors"

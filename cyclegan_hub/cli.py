@@ -8,13 +8,14 @@ import typing
 from dataclasses import field
 
 
-def option(default, help: str, choices=None, card: bool = True, minimum=None, above=None):  # noqa: A002 - mirrors argparse's own name
+def option(default, help: str, choices=None, card: bool = True, minimum=None, above=None, needs=None):  # noqa: A002 - mirrors argparse's own name
     """A dataclass field that is also a command-line flag.
 
     `card`: whether the model card lists it among the hyperparameters (False for run plumbing
     that does not change the model). `minimum` / `above`: the smallest value allowed / the value it
-    must exceed (None is always allowed for optional fields), checked by `out_of_range`."""
-    metadata = {"help": help, "choices": choices, "card": card, "minimum": minimum, "above": above}
+    must exceed (None is always allowed for optional fields), checked by `out_of_range`. `needs`:
+    the switch (a bool field) without which this setting means nothing, checked by `unmet_needs`."""
+    metadata = {"help": help, "choices": choices, "card": card, "minimum": minimum, "above": above, "needs": needs}
     return field(default=default, metadata=metadata)
 
 
@@ -31,6 +32,15 @@ def out_of_range(config) -> list[str]:
             if exclusive_floor is not None and item <= exclusive_floor:
                 problems.append(f"--{f.name} must be > {exclusive_floor}, got {item}")
     return problems
+
+
+def unmet_needs(config) -> list[str]:
+    """One message per setting changed from its default while the switch it `needs` is off."""
+    return [
+        f"--{f.name} needs --{f.metadata['needs']}"
+        for f in dataclasses.fields(config)
+        if f.metadata.get("needs") and not getattr(config, f.metadata["needs"]) and getattr(config, f.name) != f.default
+    ]
 
 
 def as_values(value) -> tuple:
@@ -53,8 +63,12 @@ def flag_values(config) -> dict:
 
 
 def card_values(config) -> dict:
-    """The fields of a dataclass of options that belong on a model card, set ones only, as typed."""
-    on_card = {f.name for f in dataclasses.fields(config) if f.metadata.get("card")}
+    """The fields of a dataclass of options that belong on a model card, set ones only, as typed;
+    not the settings of a switch left off."""
+    on_card = {
+        f.name for f in dataclasses.fields(config)
+        if f.metadata.get("card") and (f.metadata.get("needs") is None or getattr(config, f.metadata["needs"]))
+    }
     return {name: value for name, value in flag_values(config).items() if name in on_card and value is not None}
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from dataclasses import dataclass
 
-from .augment import TRANSFORMS, parse_policy
-from .cli import DefaultsHelpFormatter, add_flags, as_values, option, out_of_range
+from .augment import AUGMENTED_DOMAINS, TRANSFORMS, diff_augment, parse_policy
+from .cli import DefaultsHelpFormatter, add_flags, as_values, option, out_of_range, unmet_needs
 from .data import PREPROCESS_MODES, STREAMED_HELD_OUT_IMAGES, DataOptions
 from .hub import DTYPES
 from .losses import GAN_MODES
 from .networks import DOWNSAMPLES, NORMS, UPSAMPLES, check_layer_counts
-from .training import AUGMENTED_DOMAINS
 
 
 @dataclass
@@ -99,18 +99,21 @@ class TrainConfig(DataOptions):
     )
     r1_interval: int = option(16, "add the R1 penalty on one step in this many, weighted up as much", minimum=1)
     diffaugment: bool = option(
-        False, "DiffAugment (the transforms of --diffaugment_policy) on every image the discriminators see, real and fake"
+        False, "DiffAugment (the transforms of --diffaugment_policy) on every image the discriminators of "
+        "--diffaugment_domains see, real and fake"
     )
     diffaugment_policy: str | None = option(
         None, "DiffAugment's transforms, comma-separated, from color, translation, cutout "
-        "(default: all three, the DiffAugment paper's policy for small data sets)"
+        "(default: all three, the DiffAugment paper's policy for small data sets)", needs="diffaugment"
     )
     diffaugment_domains: str = option(
         "both", "whose discriminators see DiffAugment: both, or domain a's or b's alone (e.g. the small one's: "
-        "a domain with thousands of images gives its discriminator little to overfit)", AUGMENTED_DOMAINS
+        "a domain with thousands of images gives its discriminator little to overfit)", tuple(AUGMENTED_DOMAINS),
+        needs="diffaugment",
     )
     diffaugment_p: float = option(
-        1.0, "the chance that each DiffAugment transform is applied to each image (ADA's p; 1: always, as in DiffAugment)", above=0
+        1.0, "the chance that each DiffAugment transform is applied to each image (ADA's p; 1: always, as in DiffAugment)",
+        above=0, needs="diffaugment",
     )
     ema_decay: float | None = option(
         None, "keep an exponential moving average of the generators' weights (e.g. 0.999) and save it as the model"
@@ -152,7 +155,7 @@ class TrainConfig(DataOptions):
 
     def __post_init__(self):
         self.n_layers_d, self.lambda_identity = as_values(self.n_layers_d), as_values(self.lambda_identity)
-        problems = out_of_range(self)
+        problems = out_of_range(self) + unmet_needs(self)
         if len(self.n_layers_d) != 1:
             try:
                 check_layer_counts(list(self.n_layers_d))
@@ -162,9 +165,6 @@ class TrainConfig(DataOptions):
             problems.append(f"--crop_size ({self.crop_size}) must be <= --load_size ({self.load_size})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"--ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
-        if not self.diffaugment:  # DiffAugment's own settings mean nothing without it
-            problems += [f"--{field.name} needs --diffaugment" for field in dataclasses.fields(self)
-                         if field.name.startswith("diffaugment_") and getattr(self, field.name) != field.default]
         if self.diffaugment_policy is not None:
             try:
                 parse_policy(self.diffaugment_policy)
@@ -204,11 +204,19 @@ class TrainConfig(DataOptions):
         """The shorter side images have when the networks see them (before cropping), if known."""
         return self.load_size if self.preprocess == "resize_and_crop" else None
 
-    def diffaugment_transforms(self) -> tuple[str, ...] | None:
-        """The names of the DiffAugment transforms to apply, in order; None without --diffaugment."""
-        if not self.diffaugment:
-            return None
-        return parse_policy(self.diffaugment_policy) if self.diffaugment_policy else tuple(TRANSFORMS)
+    def step_kwargs(self) -> dict:
+        """`training.CycleGANStep`'s settings: the loss terms, the pool and what the discriminators see."""
+        augment = None
+        if self.diffaugment:
+            policy = parse_policy(self.diffaugment_policy) if self.diffaugment_policy else tuple(TRANSFORMS)
+            augment = functools.partial(diff_augment, policy=policy, probability=self.diffaugment_p)
+        return dict(
+            gan_mode=self.gan_mode, lambda_cyc=self.lambda_cyc, lambda_identity=self.lambda_identity,
+            pool_size=self.pool_size, cycle_noise=self.cycle_noise, cycle_downscale=self.cycle_downscale,
+            identity_downscale=self.identity_downscale, source_as_fake=self.source_as_fake,
+            r1_gamma=self.r1_gamma, r1_interval=self.r1_interval,
+            augment=augment, augmented_domains=self.diffaugment_domains,
+        )
 
     def discriminator_kwargs(self) -> dict:
         return dict(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .augment import AUGMENTED_DOMAINS
 from .cli import as_values
 from .image_pool import ImagePool
 from .losses import check_gan_mode, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
@@ -33,7 +34,6 @@ LOSS_NAMES = (
     "loss_d_b",
     "loss_r1",
 )
-AUGMENTED_DOMAINS = ("both", "a", "b")  # whose discriminators see the augmentation
 
 
 def unchanged(images: torch.Tensor) -> torch.Tensor:
@@ -122,8 +122,9 @@ class CycleGANStep:
             domain (StyleGAN2-ADA's regulariser for small data sets). 0 (the paper): none.
         r1_interval: the penalty joins one update in this many, weighted up as much (StyleGAN2's
             lazy regularisation): its gradient changes slowly, and its double backward is the cost.
-        augment: applied to every image a discriminator judges, real or generated, in both
-            updates but never in the cycle or identity terms (`augment.diff_augment`); None: none.
+        augment: applied to every image the discriminators of `augmented_domains` judge, real or
+            generated, in both updates but never in the cycle or identity terms
+            (`augment.diff_augment`); None: none.
         augmented_domains: whose discriminators see `augment`: "a" (D_X alone), "b" (D_Y alone)
             or "both". A domain with thousands of images gives its discriminator little to
             overfit in a short run, and augmenting its images only hides what tells them apart.
@@ -171,9 +172,10 @@ class CycleGANStep:
         self.step = 0  # updates done, which places the lazy R1 steps: a resumed run sets it
         self.loss_r1 = torch.zeros(())  # the mean penalty of the two discriminators at the last R1 step
         if augmented_domains not in AUGMENTED_DOMAINS:
-            raise ValueError(f"augmented_domains must be one of {AUGMENTED_DOMAINS}, got {augmented_domains!r}")
-        self.augment_a = augment if augment and augmented_domains in ("a", "both") else unchanged  # what D_X judges
-        self.augment_b = augment if augment and augmented_domains in ("b", "both") else unchanged  # what D_Y judges
+            raise ValueError(f"augmented_domains must be one of {tuple(AUGMENTED_DOMAINS)}, got {augmented_domains!r}")
+        augment_for = {domain: augment for domain in AUGMENTED_DOMAINS[augmented_domains] if augment is not None}
+        self.augment_a = augment_for.get("a", unchanged)  # what D_X judges
+        self.augment_b = augment_for.get("b", unchanged)  # what D_Y judges
         self.accelerator = accelerator
 
     def _backward(self, loss: torch.Tensor) -> None:

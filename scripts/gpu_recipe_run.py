@@ -41,7 +41,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not an install
-from cyclegan_hub.checkpoints import EMA_FILE, NETWORK_FILES, STATE_FILE, list_checkpoints  # noqa: E402
+from cyclegan_hub.checkpoints import EMA_FILE, NETWORK_FILES, STATE_FILE, TRAIN_CONFIG_FILE, list_checkpoints  # noqa: E402
 
 ANTIALIAS = ["--upsample", "antialias", "--downsample", "antialias"]
 AUGMENT_AND_AVERAGE = ["--diffaugment", "--ema_decay", "0.999"]
@@ -148,7 +148,7 @@ def slim_checkpoint(run_dir: Path, step: int, averaged: bool, target: Path) -> N
     folder = target / f"checkpoint-{step}"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / STATE_FILE, folder / STATE_FILE)
-    shutil.copy(run_dir / "train_config.json", target / "train_config.json")
+    shutil.copy(run_dir / TRAIN_CONFIG_FILE, target / TRAIN_CONFIG_FILE)
     half = lambda tensors: {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}  # noqa: E731
     if averaged:
         save_file(half(load_file(str(source / EMA_FILE))), str(folder / EMA_FILE))
@@ -245,7 +245,7 @@ def main():
         tar.add(args.runs / "report.json", arcname="report.json")
         for name, run in runs.items():
             (run.output_dir / "losses.json").write_text(json.dumps(logged_scalars(run.output_dir / "cyclegan")))
-            for path in [run.output_dir / "log.txt", run.output_dir / "train_config.json", run.output_dir / "losses.json"]:
+            for path in [run.output_dir / "log.txt", run.output_dir / TRAIN_CONFIG_FILE, run.output_dir / "losses.json"]:
                 if path.is_file():
                     tar.add(path, arcname=f"{name}/{path.name}")
 

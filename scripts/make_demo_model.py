@@ -22,6 +22,7 @@ came from: one direction of the embedded pair can be replaced without the other'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -32,7 +33,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGAN
-from cyclegan_hub.checkpoints import NETWORK_FILES, RUN_FILE, STATE_FILE, model_from_checkpoint, read_state
+from cyclegan_hub.checkpoints import NETWORK_FILES, RUN_FILE, STATE_FILE, TRAIN_CONFIG_FILE, model_from_checkpoint, read_state
 from cyclegan_hub.cli import card_values
 from cyclegan_hub.config import TrainConfig
 from cyclegan_hub.data import DataOptions, MissingSplitError, held_out_images
@@ -79,7 +80,7 @@ def joined(photo_to_monet: CycleGAN, monet_to_photo: CycleGAN) -> CycleGAN:
 def run_record(checkpoint: Path) -> dict:
     """A checkpoint's run as training_run.json records it: its flags, step and seconds trained."""
     state = read_state(checkpoint)
-    config = json.loads((checkpoint.parent / "train_config.json").read_text())
+    config = json.loads((checkpoint.parent / TRAIN_CONFIG_FILE).read_text())
     return {"config": config, "step": state["step"], "seconds": state["seconds"]}
 
 
@@ -116,8 +117,15 @@ def flags_changed(run: dict, other: dict) -> str:
             return f"without `--{name}`"
         return f"`--{name}`" if value is True else f"`--{name} {value}`"
 
-    names = sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
-    return ", ".join(map(as_typed, names))
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+    def differs(name: str) -> bool:
+        switch = fields[name].metadata.get("needs")
+        if switch and not (ours.get(switch) and theirs.get(switch)):  # the switch is named; its settings where not default
+            return theirs.get(name, fields[name].default) != fields[name].default
+        return ours.get(name) != theirs.get(name)
+
+    return ", ".join(map(as_typed, sorted(filter(differs, ours.keys() | theirs.keys()))))
 
 
 def second_run_sentence(run: dict, other: dict) -> str:
@@ -147,7 +155,10 @@ def median_latency(model: CycleGAN, side: int, runs: int = 5, **options) -> floa
 
 def schedule_so_far(config: TrainConfig, step: int) -> str:
     """The learning rate this checkpoint trained with, in words: the run may have stopped mid-schedule."""
-    total, constant = schedule(config, None)  # the demo's runs are all --max_steps runs
+    if config.max_steps is None:  # a schedule in epochs, whose steps depend on the data
+        return (f"a schedule in epochs: the learning rate {config.lr:g} for {config.num_epochs}, then decayed linearly "
+                f"to 0 over {config.decay_epochs} more.")
+    total, constant = schedule(config, None)
     if step >= total:
         return f"the learning rate {config.lr:g} for {constant:,} steps, then decayed linearly to 0."
     if step <= constant:
@@ -226,9 +237,10 @@ def main():
     args = parser.parse_args()
 
     sources = [args.checkpoint] + ([args.monet_to_photo_checkpoint] if args.monet_to_photo_checkpoint else [])
-    with_discriminators = all(map(has_discriminators, sources))
-    if not with_discriminators:
-        print("not every source has its discriminators (a slim checkpoint): the model is saved without them")
+    lacking = [str(source) for source in sources if not has_discriminators(source)]
+    with_discriminators = not lacking
+    if lacking:
+        print(f"{', '.join(lacking)}: no discriminators; the model is saved without them")
     model, run = pair_source(args.checkpoint, with_discriminators)
     config = run["config"]
     if args.monet_to_photo_checkpoint:

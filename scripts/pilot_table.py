@@ -13,12 +13,14 @@ import json
 import sys
 from pathlib import Path
 
+from cyclegan_hub.checkpoints import STATE_FILE, read_state
+
 
 def domain_a(model: str) -> str:
     """Domain A of an evaluated model folder or training checkpoint, from its config."""
     folder = Path(model)
-    if (folder / "trainer_state.json").is_file():
-        return json.loads((folder / "trainer_state.json").read_text())["model_config"]["domain_a"]
+    if (folder / STATE_FILE).is_file():
+        return read_state(folder)["model_config"]["domain_a"]
     return json.loads((folder / "config.json").read_text())["domain_a"]
 
 

@@ -114,9 +114,14 @@ def test_unknown_transforms_are_named_in_the_error(text):
         parse_policy(text)
 
 
-def test_the_flags_choose_the_transforms():
+def test_the_flags_choose_the_transforms_and_whose_discriminators_see_them():
     base = ["--dataset", "unused", "--output_dir", "unused"]
-    assert parse_args(base).diffaugment_transforms() is None
-    assert parse_args([*base, "--diffaugment"]).diffaugment_transforms() == ("color", "translation", "cutout")
-    chosen = parse_args([*base, "--diffaugment", "--diffaugment_policy", "translation,cutout"])
-    assert chosen.diffaugment_transforms() == ("translation", "cutout")
+    assert parse_args(base).step_kwargs()["augment"] is None
+    default = parse_args([*base, "--diffaugment"]).step_kwargs()
+    assert default["augment"].keywords == {"policy": ("color", "translation", "cutout"), "probability": 1.0}
+    assert default["augmented_domains"] == "both"
+    chosen = parse_args([
+        *base, "--diffaugment", "--diffaugment_policy", "translation,cutout", "--diffaugment_p", "0.5", "--diffaugment_domains", "b",
+    ]).step_kwargs()
+    assert chosen["augment"].keywords == {"policy": ("translation", "cutout"), "probability": 0.5}
+    assert chosen["augmented_domains"] == "b"

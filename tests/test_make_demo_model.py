@@ -146,6 +146,20 @@ def test_flags_changed_writes_each_flag_as_typed():
         "`--compile`, `--diffaugment`, without `--ema_decay`, `--lambda_cyc 10.0`, `--n_layers_d 3`"
     )
     assert make_demo_model.flags_changed(run, run) == ""
+    # DiffAugment's settings: compared while both runs have it, named where the other run turns it on.
+    domains = {"config": {**run["config"], "diffaugment_domains": "a"}}
+    assert make_demo_model.flags_changed(run, domains) == "`--diffaugment_domains a`"
+    assert make_demo_model.flags_changed(other, domains) == (
+        "`--compile`, `--diffaugment`, `--diffaugment_domains a`, without `--ema_decay`, `--lambda_cyc 10.0`, `--n_layers_d 3`"
+    )
+    assert make_demo_model.flags_changed(domains, other) == make_demo_model.flags_changed(run, other)
+
+
+def test_an_epoch_schedule_is_described_without_its_steps():
+    config = make_demo_model.TrainConfig(dataset="d", num_epochs=3, decay_epochs=2)
+    assert make_demo_model.schedule_so_far(config, 10) == (
+        "a schedule in epochs: the learning rate 0.0002 for 3, then decayed linearly to 0 over 2 more."
+    )
 
 
 def test_known_limits_names_each_direction_not_below_its_untranslated_inputs():

@@ -94,6 +94,13 @@ def test_one_patch_size_is_stored_as_the_papers_single_discriminator():
     assert several.discriminator_kwargs()["n_layers"] == [3, 4] and card_values(several)["n_layers_d"] == "3 4"
 
 
+def test_the_card_lists_diffaugments_settings_only_with_diffaugment():
+    plain = card_values(parse_args(["--dataset", "unused"]))
+    assert "diffaugment" in plain and not any(name.startswith("diffaugment_") for name in plain)
+    augmented = card_values(parse_args(["--dataset", "unused", "--diffaugment", "--diffaugment_domains", "a"]))
+    assert augmented["diffaugment_domains"] == "a" and augmented["diffaugment_p"] == 1.0
+
+
 @pytest.mark.parametrize(
     "flags, norm_in_g, norm_in_d",
     [([], torch.nn.InstanceNorm2d, torch.nn.InstanceNorm2d), (["--norm_g", "layer"], torch.nn.GroupNorm, torch.nn.InstanceNorm2d),

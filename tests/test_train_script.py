@@ -431,6 +431,11 @@ def test_killed_run_resumes_to_the_same_weights(layouts, env, tmp_path):
     )
     assert {p: p.stat().st_mtime_ns for p in copied.rglob("*")} == before
 
+    # Other training flags go on, named: one left out by mistake would change the run unseen.
+    assert "trained with other flags" not in resumed.stderr
+    changed = run_script([*common, "--output_dir", copied, "--lambda_cyc", 3, "--resume_from_checkpoint", "latest"], env)
+    assert f"{copied / 'checkpoint-8'} was trained with other flags; going on with those given now: --lambda_cyc 10.0 -> 3.0" in changed.stderr
+
 
 def assert_saves_the_average(output_dir: Path) -> None:
     """The saved model holds the generators' moving average; the last checkpoint holds it and the raw weights."""

@@ -8,6 +8,7 @@ visible: the original's netD_A judges domain B (our `discriminator_b`), its netD
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 import random
@@ -19,10 +20,11 @@ from torch import nn
 from conftest import TINY_DISCRIMINATOR, TINY_GENERATOR
 from cyclegan_hub import CycleGAN
 from cyclegan_hub.augment import diff_augment
+from cyclegan_hub.config import parse_args
 from cyclegan_hub.ema import GeneratorEMA
 from cyclegan_hub.image_pool import ImagePool
 from cyclegan_hub.losses import cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss, r1_penalty
-from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, identity_schedule, linear_decay
+from cyclegan_hub.training import LOSS_NAMES, CycleGANStep, adam, identity_schedule, linear_decay, unchanged
 
 # --- the reference: the original release's update, written out -----------------------------------
 
@@ -360,11 +362,11 @@ def tiny_pair(seed=0) -> CycleGAN:
     return CycleGAN(generator=dict(TINY_GENERATOR), discriminator=dict(TINY_DISCRIMINATOR), with_discriminators=True).train()
 
 
-def step_for(model, augment=None, augmented_domains="both") -> CycleGANStep:
+def step_for(model, augment=None, augmented_domains="both", **settings) -> CycleGANStep:
     return CycleGANStep(
         model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b,
         adam([model.generator_ab, model.generator_ba]), adam([model.discriminator_a, model.discriminator_b]),
-        augment=augment, augmented_domains=augmented_domains,
+        augment=augment, augmented_domains=augmented_domains, **settings,
     )
 
 
@@ -413,6 +415,25 @@ def test_one_domains_augmentation_reaches_its_discriminator_alone(domain):
         assert augmented[name] != pytest.approx(plain[name], rel=1e-3), name
     for name in kept:
         assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
+
+
+@pytest.mark.parametrize("domain", ["a", "b"])
+def test_one_domains_augmentation_also_alone_in_the_source_images_and_r1(domain):
+    real_a, real_b = batches(1)[0]
+    augment = RecordingAugment()
+    step_for(tiny_pair(), augment, augmented_domains=domain, source_as_fake=0.5, r1_gamma=1.0, r1_interval=1)(real_a, real_b)
+    own, other = (real_a, real_b) if domain == "a" else (real_b, real_a)
+    # its generator's adversarial input; its real, fake and source (the other domain's real); R1 at its real
+    assert len(augment.seen) == 5
+    assert torch.equal(augment.seen[1], own) and torch.equal(augment.seen[3], other) and torch.equal(augment.seen[4], own)
+
+
+def test_the_training_flags_set_every_setting_of_the_step():
+    settings = parse_args(["--dataset", "unused", "--diffaugment", "--diffaugment_domains", "b"]).step_kwargs()
+    parameters = inspect.signature(CycleGANStep).parameters.values()
+    assert set(settings) == {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} - {"accelerator"}
+    step = step_for(tiny_pair(), **settings)
+    assert step.augment_a is unchanged and step.augment_b is settings["augment"]
 
 
 def test_an_unknown_augmented_domain_is_refused():
