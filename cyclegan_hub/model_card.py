@@ -87,7 +87,8 @@ def render_model_card(
     if eval_results:
         card_data.eval_results = eval_results
         card_data.model_name = model_id or f"cyclegan-{model.domain_a}-{model.domain_b}"
-    generator_params = sum(p.numel() for p in model.generator_ab.parameters())
+    generator = model.generator_ab
+    generator_params = sum(p.numel() for p in generator.parameters())
     return ModelCard.from_template(
         card_data,
         template_str=template_text(),
@@ -96,12 +97,19 @@ def render_model_card(
         domain_b=model.domain_b,
         model_id=model_id,
         dataset=dataset,
+        generator_kind=generator_kind(generator),
         generator_params=f"{generator_params:,}",
         architecture=template_vars.pop("architecture", None) or f"generator {model.generator_config or 'defaults'}",
         metrics=rows,
         metrics_protocol=(metrics or {}).get("protocol"),
         **template_vars,
     )
+
+
+def generator_kind(generator) -> str:
+    """The generator's architecture in words: the paper's ResNet, or its variants with skips."""
+    skips = [name for name, used in (("U-Net skips", generator.unet_skips), ("an input skip", generator.input_skip)) if used]
+    return "ResNet" + (" with " + " and ".join(skips) if skips else "")
 
 
 def card_summary(source: str) -> str | None:

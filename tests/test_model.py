@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from conftest import TINY_GENERATOR
 from cyclegan_hub import CycleGAN, PatchDiscriminator, ResnetGenerator, translate
 from cyclegan_hub.hub import WEIGHTS_FILE
 from cyclegan_hub.model import DISCRIMINATORS_FILE
@@ -387,3 +388,13 @@ def test_a_new_card_replaces_the_folders_card(make_cyclegan, tmp_path):
     (tmp_path / "README.md").write_text("A card written by hand.\n")
     model.save_pretrained(tmp_path)  # no card given: the folder's own stays
     assert (tmp_path / "README.md").read_text() == "A card written by hand.\n"
+
+
+@pytest.mark.parametrize(
+    "skips, words",
+    [({}, "Generators: ResNet, "), ({"unet_skips": True}, "Generators: ResNet with U-Net skips, "),
+     ({"unet_skips": True, "input_skip": True}, "Generators: ResNet with U-Net skips and an input skip, ")],
+)
+def test_the_card_names_the_generators_skips(make_cyclegan, skips, words):
+    card = make_cyclegan(generator={**TINY_GENERATOR, **skips}).generate_model_card()
+    assert words in str(card)
